@@ -1,0 +1,190 @@
+/*
+ * c_echo_server -- the C side of tcpgo's echo benchmark.
+ *
+ * A plain C program on the public ABI (include/tcpgo.h): a fragmented-mode
+ * server with '\n' as the delimiter that echoes every message from its
+ * message callback with tcp_send_msg (which appends the delimiter again).
+ *
+ *   c_echo_server [-addr 127.0.0.1] [-port 0] [-tls -cert CERT -key KEY [-ca CA]]
+ *   c_echo_server -gencerts DIR      (write a test PKI with tcp_generate_certs)
+ *
+ * With -tls and -ca the server requires client certificates signed by CA
+ * (mutual TLS). The first line on stdout is "PORT n". The server runs until
+ * stdin reaches end of file or SIGTERM/SIGINT arrives, then stops and frees
+ * the server and prints a one-line summary on stderr.
+ */
+#define _XOPEN_SOURCE 700 /* SA_ONSTACK */
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tcpgo.h"
+
+static volatile sig_atomic_t g_stop;
+static atomic_long g_send_refused;
+static atomic_long g_errors;
+static atomic_long g_clients;
+
+static void on_signal(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+static void on_message(void *user_data, int client_id, const char *data,
+                       size_t len) {
+  tcp_server *s = user_data;
+  if (!tcp_send_msg(s, client_id, data, len))
+    atomic_fetch_add_explicit(&g_send_refused, 1, memory_order_relaxed);
+}
+
+static void on_established(void *user_data, int client_id) {
+  (void)user_data;
+  (void)client_id;
+  atomic_fetch_add_explicit(&g_clients, 1, memory_order_relaxed);
+}
+
+static void on_error(void *user_data, int client_id, int code,
+                     const char *message) {
+  (void)user_data;
+  /* A benchmark client closing at the end may show up here; report only the
+   * first few so that a real problem stays visible without flooding. */
+  if (atomic_fetch_add(&g_errors, 1) < 5)
+    fprintf(stderr, "c_echo_server: client %d: %s (%d): %s\n", client_id,
+            tcp_strerror(code), code, message);
+}
+
+static int usage(void) {
+  fprintf(stderr,
+          "usage: c_echo_server [-addr A] [-port N] "
+          "[-tls -cert CERT -key KEY [-ca CA]]\n"
+          "       c_echo_server -gencerts DIR\n");
+  return 2;
+}
+
+/* Wait until stdin reaches EOF (or fails) or a signal asked to stop. */
+static void wait_for_stop(void) {
+  char buf[256];
+  int stdin_open = 1;
+  while (!g_stop) {
+    if (!stdin_open) {
+      /* Only a signal can stop us now. */
+      poll(NULL, 0, 200);
+      continue;
+    }
+    struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+    int n = poll(&p, 1, 200);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      stdin_open = 0;
+      continue;
+    }
+    if (n == 0)
+      continue;
+    if (p.revents & POLLNVAL)
+      stdin_open = 0; /* no stdin at all: wait for a signal */
+    else {
+      ssize_t r = read(STDIN_FILENO, buf, sizeof buf);
+      if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+        return;
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *addr = "127.0.0.1", *ca = NULL, *cert = NULL, *key = NULL;
+  const char *gencerts = NULL;
+  int port = 0, use_tls = 0;
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "-tls") == 0) {
+      use_tls = 1;
+      continue;
+    }
+    if (v == NULL)
+      return usage();
+    if (strcmp(a, "-addr") == 0)
+      addr = v;
+    else if (strcmp(a, "-port") == 0)
+      port = atoi(v);
+    else if (strcmp(a, "-ca") == 0)
+      ca = v;
+    else if (strcmp(a, "-cert") == 0)
+      cert = v;
+    else if (strcmp(a, "-key") == 0)
+      key = v;
+    else if (strcmp(a, "-gencerts") == 0)
+      gencerts = v;
+    else
+      return usage();
+    i++;
+  }
+
+  if (gencerts != NULL) {
+    int rc = tcp_generate_certs(gencerts, "localhost,127.0.0.1,::1");
+    if (rc != 0) {
+      fprintf(stderr, "c_echo_server: tcp_generate_certs(%s): %s\n", gencerts,
+              tcp_strerror(rc));
+      return 1;
+    }
+    return 0;
+  }
+  if (use_tls && (cert == NULL || key == NULL))
+    return usage();
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_ONSTACK; /* signals may land on a Go thread */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+
+  tcp_server *s = tcp_server_new_fragmented('\n', 0);
+  if (s == NULL) {
+    fprintf(stderr, "c_echo_server: out of memory\n");
+    return 1;
+  }
+  int rc = tcp_server_set_option_str(s, TCP_OPT_BIND_ADDRESS, addr);
+  if (rc != 0) {
+    fprintf(stderr, "c_echo_server: bind address %s: %s\n", addr,
+            tcp_strerror(rc));
+    tcp_server_free(s);
+    return 1;
+  }
+  tcp_server_set_on_message(s, on_message, s);
+  tcp_server_set_on_established(s, on_established, NULL);
+  tcp_server_set_on_error(s, on_error, NULL);
+
+  rc = use_tls ? tls_server_start(s, port, ca, cert, key)
+               : tcp_server_start(s, port);
+  if (rc != TCP_START_OK) {
+    char why[512];
+    tcp_server_last_error(s, why, sizeof why);
+    fprintf(stderr, "c_echo_server: start: %s (%d): %s\n", tcp_strerror(rc),
+            rc, why);
+    tcp_server_free(s);
+    return 1;
+  }
+  printf("PORT %d\n", tcp_server_port(s));
+  fflush(stdout);
+
+  wait_for_stop();
+
+  tcp_server_stop(s);
+  tcp_server_free(s);
+  fprintf(stderr,
+          "c_echo_server: stopped; %ld clients, %ld errors, %ld refused "
+          "sends\n",
+          atomic_load(&g_clients), atomic_load(&g_errors),
+          atomic_load(&g_send_refused));
+  return 0;
+}

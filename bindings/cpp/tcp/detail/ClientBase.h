@@ -1,0 +1,176 @@
+// tcp/detail/ClientBase.h -- what tcp::TcpClient and tcp::TlsClient share.
+//
+// Not part of the public API: include <tcp/TcpClient.h> or <tcp/TlsClient.h>.
+#ifndef TCPGO_CPP_DETAIL_CLIENTBASE_H
+#define TCPGO_CPP_DETAIL_CLIENTBASE_H
+
+#include "../ClientDefines.h"
+#include "Common.h"
+
+namespace tcp {
+namespace detail {
+
+// What the library's callbacks touch; on the heap so the client can move.
+struct ClientState {
+  tcp_client *handle = nullptr;
+  bool continuous = true;
+  std::ostream *out = nullptr;  // continuous mode; only the address is kept
+
+  Slot<void(const std::string)> message;
+  Slot<void()> closed;
+  Slot<void(const int, const std::string &)> error;
+  Slot<void(const int, const std::string &, std::exception_ptr)> exception;
+
+  ClientState(std::ostream *os, bool fragmented, char delimiter, size_t maxLen)
+      : continuous(!fragmented), out(os) {
+    handle = fragmented ? ::tcp_client_new_fragmented(delimiter, abiMaxLen(maxLen))
+                        : ::tcp_client_new();
+    if (!handle) throw std::bad_alloc();
+    ::tcp_client_set_on_message(handle, &ClientState::onMessage, this);
+    ::tcp_client_set_on_closed(handle, &ClientState::onClosed, this);
+    ::tcp_client_set_on_error(handle, &ClientState::onError, this);
+  }
+  ~ClientState() { ::tcp_client_free(handle); }
+  ClientState(const ClientState &) = delete;
+  ClientState &operator=(const ClientState &) = delete;
+
+  static void onMessage(void *ud, const char *data, size_t len) noexcept {
+    auto *s = static_cast<ClientState *>(ud);
+    if (s->continuous) {
+      if (s->out) {
+        guarded(s->exception, 0, "forward stream", [&] {
+          s->out->write(data, static_cast<std::streamsize>(len));
+          s->out->flush();
+        });
+      }
+      return;
+    }
+    if (auto f = s->message.get()) {
+      guarded(s->exception, 0, "message", [&] { (*f)(std::string(data, len)); });
+    }
+  }
+
+  static void onClosed(void *ud) noexcept {
+    auto *s = static_cast<ClientState *>(ud);
+    if (auto f = s->closed.get()) guarded(s->exception, 0, "closed", [&] { (*f)(); });
+  }
+
+  static void onError(void *ud, int code, const char *message) noexcept {
+    auto *s = static_cast<ClientState *>(ud);
+    if (auto f = s->error.get()) {
+      guarded(s->exception, 0, "error",
+              [&] { (*f)(code, std::string(message ? message : "")); });
+    }
+  }
+};
+
+class ClientBase {
+ public:
+  ClientBase(const ClientBase &) = delete;
+  ClientBase &operator=(const ClientBase &) = delete;
+  // Move-only; the moved-from object is empty.
+  ClientBase(ClientBase &&) noexcept = default;
+  ClientBase &operator=(ClientBase &&) noexcept = default;
+  // Stops the client and releases it. Must not run inside its own worker.
+  virtual ~ClientBase() = default;
+
+  // ---- v2 API ----
+
+  // Closes the connection. Idempotent; safe if never started. When it
+  // returns no worker of this client runs any more (unless called from a
+  // worker of this client).
+  void stop() {
+    if (s_) ::tcp_client_stop(s_->handle);
+  }
+
+  // Sends msg to the server (fragmented mode: appends the delimiter and
+  // refuses messages that contain it or exceed the maximum). False when not
+  // connected -- also shortly after the server closed the connection.
+  bool sendMsg(const std::string &msg) { return send(msg.data(), msg.size()); }
+
+  // Fragmented mode: called with every whole message from the server.
+  void setWorkOnMessage(std::function<void(const std::string)> worker) {
+    if (s_) s_->message.set(std::move(worker));
+  }
+
+  // True while connected (false once the server closed the connection).
+  bool isRunning() const { return s_ && ::tcp_client_is_running(s_->handle) == 1; }
+
+  // ---- tcpgo extensions ----
+
+  bool sendMsg(std::string_view msg) { return send(msg.data(), msg.size()); }
+  bool sendMsg(const char *msg) {
+    return msg && send(msg, std::char_traits<char>::length(msg));
+  }
+  bool sendMsg(const void *data, size_t len) { return (data || len == 0) && send(data, len); }
+
+  // Called once per successful start when the connection ends (the server
+  // closed it, a network error, or stop()).
+  void setWorkOnClosed(std::function<void()> worker) {
+    if (s_) s_->closed.set(std::move(worker));
+  }
+
+  // Library errors (TCP_ERR_MESSAGE_TOO_LONG, TCP_ERR_IO...), before closed.
+  void setWorkOnError(std::function<void(const int code, const std::string &message)> worker) {
+    if (s_) s_->error.set(std::move(worker));
+  }
+
+  // Who hears about exceptions thrown by workers (default: std::cerr);
+  // clientId is always 0.
+  void setExceptionHandler(ExceptionHandler handler) {
+    if (s_) s_->exception.set(std::move(handler));
+  }
+
+  // Milliseconds connect() plus the TLS handshake may take (default 10000).
+  int setConnectTimeout(const int milliseconds) {
+    return setOption(TCP_OPT_CONNECT_TIMEOUT_MS, milliseconds);
+  }
+
+  // The local port of the connection, or -1 when not connected.
+  int getLocalPort() const {
+    if (!s_) return -1;
+    int p = ::tcp_client_local_port(s_->handle);
+    return p < 0 ? -1 : p;
+  }
+
+  int setOption(int option, long long value) {
+    return s_ ? ::tcp_client_set_option(s_->handle, option, value) : TCP_ERR_INVALID_ARG;
+  }
+  int setOption(int option, const std::string &value) {
+    return s_ ? ::tcp_client_set_option_str(s_->handle, option, value.c_str())
+              : TCP_ERR_INVALID_ARG;
+  }
+
+  std::string getLastError() const {
+    if (!s_) return std::string();
+    return fetchString([&](char *buf, size_t len) {
+      return ::tcp_client_last_error(s_->handle, buf, len);
+    });
+  }
+
+  tcp_client *nativeHandle() const { return s_ ? s_->handle : nullptr; }
+
+ protected:
+  explicit ClientBase(std::ostream &os) : s_(new ClientState(&os, false, '\0', 0)) {}
+  ClientBase(char delimiter, size_t messageMaxLen)
+      : s_(new ClientState(nullptr, true, delimiter, messageMaxLen)) {}
+
+  bool send(const void *data, size_t len) {
+    return s_ && ::tcp_client_send(s_->handle, data, len) == 1;
+  }
+
+  // The checks v2 does before touching the network.
+  int precheck(int port) const {
+    if (!s_) return TCP_ERR_INVALID_ARG;
+    if (isRunning()) return TCP_ERR_ALREADY_RUNNING;
+    if (port < 1 || port > 65535) return CLIENT_ERROR_START_WRONG_PORT;
+    return CLIENT_START_OK;
+  }
+
+  std::unique_ptr<ClientState> s_;
+};
+
+}  // namespace detail
+}  // namespace tcp
+
+#endif  // TCPGO_CPP_DETAIL_CLIENTBASE_H

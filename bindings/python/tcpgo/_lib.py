@@ -1,0 +1,236 @@
+"""Finding, loading and describing ``libtcpserver.so`` (internal).
+
+The library is *located* when :mod:`tcpgo` is imported (so a missing library
+is an :class:`ImportError` right away) but *loaded* only on first use: the Go
+runtime starts its threads when the library is loaded and does not survive
+``fork()``, so a program may import :mod:`tcpgo` and then fork (for example
+with :mod:`multiprocessing`) as long as the parent has not used it yet.
+
+Search order:
+
+1. the ``TCPGO_LIBRARY`` environment variable (a path; nothing else is tried);
+2. a copy beside the package (``tcpgo/libtcpserver.so*``);
+3. the path recorded by ``make install`` in ``tcpgo/_install.py``;
+4. the directories of ``LD_LIBRARY_PATH`` and the system's library path
+   (``ldconfig`` cache, ``/usr/local/lib``, ``/usr/lib``...);
+5. ``build/lib`` of the source checkout the package lives in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from ctypes import POINTER, c_char, c_char_p, c_int, c_longlong, c_size_t, c_void_p
+from pathlib import Path
+from typing import Any, List, Optional
+
+from .errors import ForkError
+
+SONAME = "libtcpserver.so.0"
+LIBNAME = "libtcpserver.so"
+
+_HERE = Path(__file__).resolve().parent
+
+_located: Optional[str] = None
+_tried: List[str] = []
+_lib: Optional[ctypes.CDLL] = None
+_load_pid: int = 0
+_forked: bool = False
+_load_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    if _lib is not None:
+        _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _candidates() -> List[str]:
+    cands: List[str] = []
+    # 2. beside the package
+    for name in (LIBNAME, SONAME):
+        cands.append(str(_HERE / name))
+    # 3. recorded at install time
+    try:
+        from . import _install  # type: ignore[attr-defined]
+
+        path = getattr(_install, "LIBRARY", None)
+        if path:
+            cands.append(str(path))
+    except ImportError:
+        pass
+    # 4. LD_LIBRARY_PATH and the usual system directories
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    dirs += ["/usr/local/lib", "/usr/local/lib64", "/usr/lib", "/usr/lib64",
+             "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib"]
+    for d in dirs:
+        for name in (SONAME, LIBNAME):
+            cands.append(os.path.join(d, name))
+    # 5. a source checkout: bindings/python/tcpgo -> repo root
+    root = _HERE.parent.parent.parent
+    cands.append(str(root / "build" / "lib" / LIBNAME))
+    return cands
+
+
+def locate() -> str:
+    """Return the path of the library to load, or raise ImportError."""
+    global _located
+    if _located is not None:
+        return _located
+    env = os.environ.get("TCPGO_LIBRARY")
+    if env:
+        if os.path.isfile(env):
+            _located = env
+            return env
+        raise ImportError(
+            f"tcpgo: TCPGO_LIBRARY={env!r} does not name an existing file. "
+            "Point it at libtcpserver.so (run `make` in the tcpgo checkout to build "
+            "build/lib/libtcpserver.so), or unset it to use the installed library.")
+    tried = []
+    for c in _candidates():
+        tried.append(c)
+        if os.path.isfile(c):
+            _located = c
+            return c
+    found = ctypes.util.find_library("tcpserver")
+    if found:
+        _located = found
+        return found
+    _tried[:] = tried
+    raise ImportError(
+        "tcpgo: cannot find the tcpgo C library (libtcpserver.so). Build it with `make` "
+        "in the tcpgo source tree and install it with `make install` (or `pip install "
+        "./bindings/python` after `make`), or set TCPGO_LIBRARY=/path/to/libtcpserver.so. "
+        "Looked in: " + ", ".join(dict.fromkeys(os.path.dirname(t) for t in tried)))
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    vp, i, sz, cp = c_void_p, c_int, c_size_t, c_char_p
+    sigs: dict = {
+        "tcp_version": (cp, []),
+        "tcp_version_number": (i, []),
+        "tcp_strerror": (cp, [i]),
+        # server
+        "tcp_server_new": (vp, []),
+        "tcp_server_new_fragmented": (vp, [c_char, sz]),
+        "tcp_server_free": (None, [vp]),
+        "tcp_server_set_option": (i, [vp, i, c_longlong]),
+        "tcp_server_set_option_str": (i, [vp, i, cp]),
+        "tcp_server_start": (i, [vp, i]),
+        "tls_server_start": (i, [vp, i, cp, cp, cp]),
+        "tcp_server_port": (i, [vp]),
+        "tcp_server_is_running": (i, [vp]),
+        "tcp_server_stop": (None, [vp]),
+        "tcp_send_msg": (i, [vp, i, cp, sz]),
+        "tcp_server_broadcast": (i, [vp, cp, sz]),
+        "tcp_server_close_client": (i, [vp, i]),
+        "tcp_server_client_ids": (i, [vp, POINTER(c_int), sz]),
+        "tcp_server_client_ip": (i, [vp, i, cp, sz]),
+        "tcp_server_client_port": (i, [vp, i]),
+        "get_subj_part": (i, [vp, i, i, cp, sz]),
+        "tcp_server_last_error": (i, [vp, cp, sz]),
+        "tcp_server_poll": (i, [vp, cp, sz, POINTER(c_size_t), i]),
+        # client
+        "tcp_client_new": (vp, []),
+        "tcp_client_new_fragmented": (vp, [c_char, sz]),
+        "tcp_client_free": (None, [vp]),
+        "tcp_client_set_option": (i, [vp, i, c_longlong]),
+        "tcp_client_set_option_str": (i, [vp, i, cp]),
+        "tcp_client_start": (i, [vp, cp, i]),
+        "tls_client_start": (i, [vp, cp, i, cp, cp, cp]),
+        "tcp_client_is_running": (i, [vp]),
+        "tcp_client_stop": (None, [vp]),
+        "tcp_client_send": (i, [vp, cp, sz]),
+        "tcp_client_server_subj_part": (i, [vp, i, cp, sz]),
+        "tcp_client_local_port": (i, [vp]),
+        "tcp_client_last_error": (i, [vp, cp, sz]),
+        "tcp_client_poll": (i, [vp, cp, sz, POINTER(c_size_t), i]),
+        # certificates
+        "tcp_generate_certs": (i, [cp, cp]),
+    }
+    for name, (res, args) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype = res
+        fn.argtypes = args
+
+
+def lib() -> Any:
+    """The loaded library (loading it on first use).
+
+    Raises :class:`tcpgo.ForkError` in a child process forked after the
+    library was loaded.
+    """
+    L = _lib
+    if L is not None and not _forked:
+        return L
+    return _load()
+
+
+def _load() -> ctypes.CDLL:
+    global _lib, _load_pid
+    with _load_lock:
+        if _lib is not None:
+            check_fork()
+            return _lib
+        path = locate()
+        try:
+            L = ctypes.CDLL(path)
+        except OSError as e:
+            raise ImportError(f"tcpgo: cannot load {path}: {e}") from e
+        try:
+            _declare(L)
+        except AttributeError as e:
+            raise ImportError(f"tcpgo: {path} lacks a function tcpgo needs ({e}); "
+                              "is it an older libtcpserver.so?") from e
+        _load_pid = os.getpid()
+        _lib = L
+        return L
+
+
+def check_fork() -> None:
+    """Raise ForkError if this process is a fork of the one that loaded the library."""
+    global _forked
+    if _lib is None:
+        return
+    if _forked or os.getpid() != _load_pid:
+        _forked = True
+        raise ForkError(
+            "tcpgo cannot be used in a process forked after the library was loaded "
+            f"(loaded in pid {_load_pid}, this is pid {os.getpid()}): the Go runtime does "
+            "not survive fork(). Use the 'spawn' or 'forkserver' multiprocessing start "
+            "method, or import and use tcpgo only in the child.")
+
+
+def is_loaded() -> bool:
+    return _lib is not None
+
+
+def forked() -> bool:
+    """True in a child forked after the library was loaded (no library call allowed)."""
+    return _lib is not None and (_forked or os.getpid() != _load_pid)
+
+
+def loaded_path() -> Optional[str]:
+    return _located if _lib is not None else None
+
+
+def read_string(fn: Any, *args: Any) -> "tuple[int, str]":
+    """Call a (…, buf, buflen) function of the library, growing the buffer.
+
+    Returns (code, text): code is the function's result (negative on error,
+    when text is "").
+    """
+    size = 256
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = fn(*args, buf, size)
+        if n < 0:
+            return n, ""
+        if n < size:
+            return n, buf.raw[:n].decode("utf-8", "replace")
+        size = n + 1

@@ -1,0 +1,453 @@
+"""TCP and TLS clients: :class:`TcpClient` and :class:`TlsClient`."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import threading
+import time
+import weakref
+from typing import Any, Callable, Dict, Iterator, Optional, Union
+
+from . import _core, _lib
+from ._core import (EV_CLOSED, EV_ERROR, EV_MESSAGE, HEADER, HEADER_SIZE, Data, Endpoint, F,
+                    as_bytes, check_limit, check_port, field_nid, parse_delimiter)
+from .errors import (ConnectionClosedError, ErrorCode, NotRunningError, PeerError, SendError,
+                     StartError, start_error)
+from .server import PathLike, _option_error, _path, seconds_to_ms, tls_version_value
+
+__all__ = ["TcpClient", "TlsClient"]
+
+_CLOSED = object()  # end-of-stream marker in the receive queue
+
+
+class TcpClient(Endpoint):
+    """A plain TCP client.
+
+    Received messages go to the ``on_message(data)`` handler if one is set,
+    else into a queue read by :meth:`recv` (blocking, with a timeout) or by
+    iterating over the client. ``on_closed()`` runs once when the connection
+    ends (server closed it, network error, or :meth:`stop`), ``on_error(error)``
+    gets a :class:`tcpgo.PeerError` from the library or an exception raised by
+    another handler. Handlers run on the client's dispatcher thread.
+
+    ``delimiter``/``max_len`` select fragmented mode as for :class:`tcpgo.TcpServer`.
+    ``connect_timeout`` (seconds, default 10) bounds connect (plus TLS handshake).
+
+    Example::
+
+        with tcpgo.TcpClient(delimiter="\\n") as client:
+            client.connect("127.0.0.1", port)
+            client.send("ping")
+            reply = client.recv(timeout=5)     # bytes
+
+    :meth:`connect` returns the client, so ``with TcpClient("\\n").connect(host, port) as c:``
+    works too.
+    """
+
+    _kind = "client"
+    _poll_name = "tcp_client_poll"
+    _last_error_name = "tcp_client_last_error"
+    _stop_name = "tcp_client_stop"
+
+    def __init__(self, delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+                 on_message: Optional[Callable[[bytes], Any]] = None,
+                 on_closed: Optional[Callable[[], Any]] = None,
+                 on_error: Optional[Callable[[BaseException], Any]] = None,
+                 connect_timeout: Optional[float] = None,
+                 nodelay: bool = True,
+                 send_queue_limit: Optional[int] = None,
+                 event_queue_limit: Optional[int] = None) -> None:
+        super().__init__()
+        self._delimiter = parse_delimiter(delimiter)
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
+            raise ValueError(f"max_len must be a non-negative int, got {max_len!r}")
+        self._max_len = max_len or 16 * 1024 * 1024
+        self._on_message: Optional[Callable[[bytes], Any]] = on_message
+        self._on_closed: Optional[Callable[[], Any]] = on_closed
+        self._on_error = on_error
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._connected_once = False
+        self._closed_reason: Optional[PeerError] = None
+        self._host = ""
+        self._port = 0
+        self._connect_timeout = 10.0 if connect_timeout is None else float(connect_timeout)
+        L = _lib.lib()
+        if self._delimiter is None:
+            ptr = L.tcp_client_new()
+        else:
+            ptr = L.tcp_client_new_fragmented(self._delimiter, max_len)
+        if not ptr:
+            raise MemoryError("tcp_client_new failed")
+        self._h = ctypes.c_void_p(ptr)
+        self._finalizer = weakref.finalize(self, _core._free_handle, "tcp_client_free", self._h)
+        self._finalizer.atexit = False
+        self._set_option(_core.OPT_EVENT_QUEUE, 1)
+        self._set_option(_core.OPT_NODELAY, 1 if nodelay else 0)
+        if connect_timeout is not None:
+            self._set_option(_core.OPT_CONNECT_TIMEOUT_MS, seconds_to_ms(connect_timeout))
+        if check_limit("send_queue_limit", send_queue_limit) is not None:
+            self._set_option(_core.OPT_SEND_QUEUE_LIMIT, send_queue_limit)  # type: ignore[arg-type]
+        if check_limit("event_queue_limit", event_queue_limit) is not None:
+            self._set_option(_core.OPT_EVENT_QUEUE_LIMIT, event_queue_limit)  # type: ignore[arg-type]
+        self._send_fn = L.tcp_client_send
+
+    def _set_option(self, option: int, value: int) -> None:
+        rc = _lib.lib().tcp_client_set_option(self._handle(), option, value)
+        if rc != 0:
+            raise _option_error(rc, option, value, self._last_error())
+
+    # -- handlers ------------------------------------------------------------
+    def on_message(self, handler: F) -> F:
+        """Register ``handler(data)`` for received messages (instead of :meth:`recv`);
+        usable as a decorator."""
+        self._on_message = handler
+        return handler
+
+    def on_closed(self, handler: F) -> F:
+        """Register ``handler()``, called once when the connection ends; usable as a decorator."""
+        self._on_closed = handler
+        return handler
+
+    def on_error(self, handler: F) -> F:
+        """Register ``handler(error)``; usable as a decorator."""
+        self._on_error = handler
+        return handler
+
+    # -- life cycle ------------------------------------------------------------
+    def _start_call(self, L: Any, h: ctypes.c_void_p, host: bytes, port: int) -> int:
+        return L.tcp_client_start(h, host, port)
+
+    def _what(self) -> str:
+        return type(self).__name__
+
+    def connect(self, host: str, port: int) -> "TcpClient":
+        """Connect to ``host`` (a name, IPv4 or IPv6 address) and ``port``; returns self.
+
+        Raises :class:`tcpgo.ConnectError` (:class:`tcpgo.ConnectTimeoutError`
+        after ``connect_timeout``), :class:`tcpgo.HandshakeError` and
+        :class:`tcpgo.CertificateError` (TLS), or :class:`ValueError` for a bad
+        port. Ctrl-C interrupts a pending connect.
+        """
+        check_port(port, client=True)
+        if not isinstance(host, str) or not host:
+            raise ValueError("host must be a non-empty str")
+        with self._lock:
+            h = self._handle()
+            L = _lib.lib()
+            if L.tcp_client_is_running(h):
+                raise StartError(ErrorCode.ALREADY_RUNNING,
+                                 f"{self._what()} is already connected to {self._host}:{self._port}")
+            t = self._thread
+            if t is not None and t.is_alive() and t is not threading.current_thread():
+                t.join()  # the previous connection's events are all delivered
+            self._host, self._port = host, port
+            self._closed_reason = None
+            self._queue = queue.SimpleQueue()
+            t0 = time.monotonic()
+            rc = self._start_interruptible(L, h, host.encode("idna" if not host.isascii() else "ascii"),
+                                           port)
+            if rc != 0:
+                raise self._start_failed(rc, time.monotonic() - t0)
+            self._connected_once = True
+            self._start_dispatcher(f"tcpgo-{self._kind}-{host}:{port}")
+        return self
+
+    start = connect
+
+    def _start_interruptible(self, L: Any, h: ctypes.c_void_p, host: bytes, port: int) -> int:
+        """Run the blocking start call on a helper thread so that Ctrl-C (which
+        only reaches the main thread between Python bytecodes) is not delayed
+        by up to connect_timeout."""
+        if threading.current_thread() is not threading.main_thread():
+            return self._start_call(L, h, host, port)
+        result: list = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                result.append(self._start_call(L, h, host, port))
+            except BaseException as e:  # pragma: no cover
+                result.append(e)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="tcpgo-connect", daemon=True).start()
+        try:
+            while not done.wait(0.1):
+                pass
+        except BaseException:
+            # Interrupted: abandon the attempt; if it still succeeds, close it.
+            def cleanup() -> None:
+                done.wait()
+                if result and result[0] == 0:
+                    L.tcp_client_stop(h)
+            threading.Thread(target=cleanup, name="tcpgo-connect-cleanup", daemon=True).start()
+            raise
+        r = result[0]
+        if isinstance(r, BaseException):  # pragma: no cover
+            raise r
+        return r
+
+    def _start_failed(self, rc: int, elapsed: float) -> StartError:
+        err = start_error(rc, self._last_error(), what=f"{self._what()}.connect", port=self._port,
+                          host=self._host, timeout=self._connect_timeout)
+        return _maybe_timeout(err, elapsed, self._connect_timeout)
+
+    def stop(self) -> None:
+        """Close the connection; ``on_closed`` runs once (if it has not yet) and no
+        handler of this client runs after stop returns (unless called from a
+        handler). Messages already received stay available to :meth:`recv`.
+        Idempotent; the client can connect again."""
+        h = self._h
+        if h is None:
+            return
+        _lib.lib().tcp_client_stop(h)
+        self._join_dispatcher()
+
+    def close(self) -> None:
+        """Stop the client and release its resources."""
+        if self._h is None:
+            return
+        if _lib.forked():
+            self._h = None
+            return
+        self.stop()
+        with self._lock:
+            if self._thread is not None and self._thread is threading.current_thread():
+                self._h = None
+                return
+            self._finalizer()
+            self._h = None
+
+    def __enter__(self) -> "TcpClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._h is None else (
+            f"connected to {self._host}:{self._port}" if self._is_connected_safe() else "not connected")
+        return f"<{type(self).__name__} {state}>"
+
+    def _is_connected_safe(self) -> bool:
+        try:
+            return self.connected
+        except Exception:
+            return False
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is up."""
+        h = self._h
+        return h is not None and bool(_lib.lib().tcp_client_is_running(h))
+
+    running = connected
+
+    @property
+    def local_port(self) -> int:
+        """The local port of the connection."""
+        p = _lib.lib().tcp_client_local_port(self._handle())
+        if p < 0:
+            raise NotRunningError(f"{self._what()} is not connected")
+        return p
+
+    @property
+    def delimiter(self) -> Optional[bytes]:
+        return self._delimiter
+
+    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+        """Block until the connection has ended and its events were handled;
+        False on timeout."""
+        return self._wait_stopped(timeout)
+
+    # -- data --------------------------------------------------------------------
+    def send(self, data: Data) -> None:
+        """Queue ``data`` (bytes, or str as UTF-8) for the server; never blocks.
+
+        Raises :class:`ValueError` when the message holds the delimiter or is
+        longer than ``max_len``, :class:`tcpgo.SendError` when not connected or
+        the send queue is full.
+        """
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        if _lib._forked:
+            _lib.check_fork()
+        if not self._send_fn(self._h, data, len(data)):
+            self._send_failed(data)
+
+    def _send_failed(self, data: bytes) -> None:
+        _lib.check_fork()
+        d = self._delimiter
+        if d is not None:
+            if d in data:
+                raise ValueError(f"message contains the delimiter {d!r}")
+            if len(data) > self._max_len:
+                raise ValueError(f"message of {len(data)} bytes exceeds max_len {self._max_len}")
+        if self._h is None:
+            raise SendError(f"{self._what()} is closed")
+        reason = self._last_error()
+        raise SendError("cannot send" + (f": {reason}" if reason else ""), reason)
+
+    def recv(self, timeout: Optional[float] = None) -> bytes:
+        """The next received message (fragmented mode) or chunk (continuous mode).
+
+        Blocks up to ``timeout`` seconds (None = until something arrives) and
+        raises :class:`TimeoutError` when nothing did. After the connection
+        ended and every message was taken, raises
+        :class:`tcpgo.ConnectionClosedError`. Only messages not taken by an
+        ``on_message`` handler arrive here.
+        """
+        if not self._connected_once:
+            raise NotRunningError(f"{self._what()} was never connected")
+        q = self._queue
+        try:
+            if timeout is None:
+                while True:  # slices keep Ctrl-C responsive
+                    try:
+                        item = q.get(timeout=0.25)
+                        break
+                    except queue.Empty:
+                        continue
+            else:
+                item = q.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            raise TimeoutError(f"no message within {timeout:g} s") from None
+        if item is _CLOSED:
+            q.put(_CLOSED)  # later calls see the end too
+            why = self._closed_reason
+            raise ConnectionClosedError("connection closed" + (f": {why.message}" if why else ""))
+        return item
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Iterate over received messages until the connection ends."""
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosedError:
+                return
+
+    def request(self, data: Data, timeout: Optional[float] = None) -> bytes:
+        """Send one message and return the next one received."""
+        self.send(data)
+        return self.recv(timeout)
+
+    # -- events --------------------------------------------------------------------
+    def _deliver(self, data: bytes, n: int) -> None:
+        off = 0
+        unpack = HEADER.unpack_from
+        for _ in range(n):
+            kind, _cid, code, ln = unpack(data, off)
+            off += HEADER_SIZE
+            if kind == EV_MESSAGE:
+                h = self._on_message
+                if h is not None:
+                    try:
+                        h(data[off:off + ln])
+                    except BaseException as e:
+                        self._handler_failed("on_message", e)
+                else:
+                    self._queue.put(data[off:off + ln])
+            elif kind == EV_CLOSED:
+                self._queue.put(_CLOSED)
+                h = self._on_closed
+                if h is not None:
+                    try:
+                        h()
+                    except BaseException as e:
+                        self._handler_failed("on_closed", e)
+            elif kind == EV_ERROR:
+                text = data[off:off + ln].decode("utf-8", "replace")
+                self._closed_reason = PeerError(code, text, 0)
+                self._peer_error(code, text, 0)
+            off += ln
+
+    def _dispatcher_done(self) -> None:
+        super()._dispatcher_done()
+
+
+class TlsClient(TcpClient):
+    """A TLS client.
+
+    ``ca`` is the PEM file of the CA(s) the server's certificate must chain
+    to (None = the system's CAs); ``cert``/``key`` the client's own
+    certificate for mutual TLS. ``verify="full"`` (the default) also checks
+    that the certificate matches the host name or IP; ``verify="ca"`` checks
+    only the CA signature (like TCP_ServerClient v2) and sends no SNI.
+
+    Example::
+
+        certs = tcpgo.generate_certs("/tmp/pki")
+        with tcpgo.TlsClient(ca=certs.ca, cert=certs.client_cert, key=certs.client_key,
+                             delimiter="\\n") as client:
+            client.connect("127.0.0.1", port)
+            print(client.server_subject())      # {'CN': ..., ...}
+            print(client.request("hello", timeout=5))
+    """
+
+    _kind = "tls-client"
+
+    def __init__(self, ca: Optional[PathLike] = None, cert: Optional[PathLike] = None,
+                 key: Optional[PathLike] = None,
+                 delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+                 verify: str = "full",
+                 min_tls_version: Union[str, int, None] = None,
+                 **kwargs: Any) -> None:
+        super().__init__(delimiter, max_len, **kwargs)
+        self._ca, self._cert, self._key = _path(ca), _path(cert), _path(key)
+        if (self._cert is None) != (self._key is None):
+            raise ValueError("give both cert and key for mutual TLS, or neither")
+        if verify not in ("full", "ca"):
+            raise ValueError("verify must be 'full' or 'ca'")
+        self._verify = verify
+        if verify == "ca":
+            self._set_option(_core.OPT_VERIFY_MODE, 1)
+        if min_tls_version is not None:
+            self._set_option(_core.OPT_TLS_MIN_VERSION, tls_version_value(min_tls_version))
+
+    def _start_call(self, L: Any, h: ctypes.c_void_p, host: bytes, port: int) -> int:
+        enc = os.fsencode
+        return L.tls_client_start(h, host, port,
+                                  None if self._ca is None else enc(self._ca),
+                                  None if self._cert is None else enc(self._cert),
+                                  None if self._key is None else enc(self._key))
+
+    def _start_failed(self, rc: int, elapsed: float) -> StartError:
+        err = start_error(rc, self._last_error(), what=f"{self._what()}.connect", port=self._port,
+                          host=self._host, ca=self._ca, cert=self._cert, key=self._key,
+                          timeout=self._connect_timeout)
+        return _maybe_timeout(err, elapsed, self._connect_timeout)
+
+    def server_subject_part(self, field: Union[str, int]) -> Optional[str]:
+        """One subject field of the server's certificate, by name or NID; None if absent."""
+        nid = field_nid(field)
+        rc, text = _lib.read_string(_lib.lib().tcp_client_server_subj_part, self._handle(), nid)
+        if rc == ErrorCode.NO_FIELD:
+            return None
+        if rc == ErrorCode.INVALID_ARG:
+            raise ValueError(f"subject field NID {nid} is not known to tcpgo")
+        if rc < 0:
+            raise NotRunningError(f"{self._what()} is not connected")
+        return text
+
+    def server_subject(self) -> Dict[str, str]:
+        """Every known subject field of the server's certificate, keyed by short name."""
+        out: Dict[str, str] = {}
+        for nid, short in _core.SUBJECT_SHORT_NAMES.items():
+            v = self.server_subject_part(nid)
+            if v is not None:
+                out[short] = v
+        return out
+
+
+def _maybe_timeout(err: StartError, elapsed: float, timeout: float) -> StartError:
+    from .errors import ConnectError, ConnectTimeoutError, StartCode
+
+    if (type(err) is ConnectError and err.code == StartCode.CONNECT and timeout > 0
+            and elapsed >= timeout * 0.95):
+        return ConnectTimeoutError(err.code, err.message.replace("cannot connect to",
+                                                                 "timed out connecting to")
+                                   + f" after {timeout:g} s", err.reason)
+    return err

@@ -1,0 +1,255 @@
+"""Exceptions and result codes of :mod:`tcpgo`.
+
+Every exception tcpgo raises on purpose derives from :class:`tcpgo.Error`
+(except :class:`ValueError`/:class:`TypeError` for bad arguments, and
+:class:`TimeoutError` when :meth:`TcpClient.recv` times out).
+
+Start failures raise a :class:`StartError` subclass whose ``.code`` is the
+start code of nilshenrich/TCP_ServerClient v2 (a :class:`StartCode`)::
+
+    >>> import tcpgo
+    >>> try:
+    ...     tcpgo.TcpClient().connect("127.0.0.1", 1)      # nothing listens there
+    ... except tcpgo.ConnectError as e:
+    ...     print(e.code.name)
+    CONNECT
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+from typing import Optional
+
+__all__ = [
+    "StartCode", "ErrorCode", "Error", "ForkError", "StartError", "InvalidPortError",
+    "TlsConfigError", "CertificateError", "SocketError", "PortInUseError", "ConnectError",
+    "ConnectTimeoutError", "HandshakeError", "SendError", "NotRunningError",
+    "NoClientError", "ConnectionClosedError", "PeerError",
+]
+
+
+class StartCode(enum.IntEnum):
+    """Results of the start functions (``SERVER_/CLIENT_ERROR_START_*`` of TCP_ServerClient v2)."""
+
+    OK = 0
+    WRONG_PORT = 10
+    SET_CONTEXT = 20
+    WRONG_CA_PATH = 30
+    WRONG_CERT_PATH = 31
+    WRONG_KEY_PATH = 32
+    WRONG_CA = 33
+    WRONG_CERT = 34
+    WRONG_KEY = 35
+    CREATE_SOCKET = 40
+    SET_SOCKET_OPT = 41
+    BIND_PORT = 42
+    LISTEN = 43
+    CONNECT = 50
+    CONNECT_INIT = 60
+
+
+class ErrorCode(enum.IntEnum):
+    """The library's negative ``TCP_ERR_*`` codes (as carried by :class:`PeerError`)."""
+
+    OK = 0
+    ALREADY_RUNNING = -1
+    INVALID_ARG = -2
+    NO_CLIENT = -3
+    NO_FIELD = -4
+    NOT_RUNNING = -5
+    INTERNAL = -6
+    MESSAGE_TOO_LONG = -7
+    IO = -8
+    HANDSHAKE = -9
+    BUFFER_TOO_SMALL = -10
+    UNKNOWN_OPTION = -11
+    TIMEOUT = -12
+    CONTAINS_DELIMITER = -13
+    QUEUE_FULL = -14
+    FILE = -15
+
+
+def _code(value: int) -> "int | StartCode | ErrorCode":
+    try:
+        return StartCode(value) if value >= 0 else ErrorCode(value)
+    except ValueError:
+        return value
+
+
+class Error(Exception):
+    """Base class of every tcpgo error."""
+
+
+class ForkError(Error):
+    """tcpgo was used in a child process forked after the library was loaded.
+
+    The Go runtime inside ``libtcpserver.so`` does not survive ``fork()``; use
+    the ``spawn`` start method of :mod:`multiprocessing`, or ``exec`` first.
+    """
+
+
+class StartError(Error):
+    """A server or client could not start.
+
+    ``.code`` is the :class:`StartCode` (or a negative :class:`ErrorCode` for
+    misuse), ``.reason`` the library's detailed reason (a path, an OS error...).
+    """
+
+    def __init__(self, code: int, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = _code(code)
+        self.message = message
+        self.reason = reason
+
+    def __reduce__(self):  # keep pickling working with the extra arguments
+        return (type(self), (int(self.code), self.message, self.reason))
+
+
+class InvalidPortError(StartError, ValueError):
+    """The port is outside 0..65535 (servers) or 1..65535 (clients). Code 10."""
+
+
+class TlsConfigError(StartError):
+    """The TLS configuration could not be built (code 20)."""
+
+
+class CertificateError(StartError):
+    """A CA, certificate or key file is missing, unreadable or invalid (codes 30-35).
+
+    ``.path`` is the file concerned and ``.kind`` one of ``"ca"``, ``"cert"``, ``"key"``.
+    """
+
+    def __init__(self, code: int, message: str, reason: str = "",
+                 path: Optional[str] = None, kind: str = "") -> None:
+        super().__init__(code, message, reason)
+        self.path = path
+        self.kind = kind
+
+    def __reduce__(self):
+        return (type(self), (int(self.code), self.message, self.reason, self.path, self.kind))
+
+
+class SocketError(StartError, OSError):
+    """The listening socket could not be created, configured or bound (codes 40-43)."""
+
+    def __init__(self, code: int, message: str, reason: str = "") -> None:
+        StartError.__init__(self, code, message, reason)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PortInUseError(SocketError):
+    """``bind()`` failed: the port is in use, or binding it needs rights (code 42)."""
+
+
+class ConnectError(StartError, builtins.ConnectionError):
+    """The client could not connect: refused, unreachable, name not resolved (code 50)."""
+
+    def __init__(self, code: int, message: str, reason: str = "") -> None:
+        StartError.__init__(self, code, message, reason)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConnectTimeoutError(ConnectError, builtins.TimeoutError):
+    """The connect (plus TLS handshake) did not finish within ``connect_timeout`` (code 50)."""
+
+
+class HandshakeError(StartError):
+    """The TLS handshake failed: the server's certificate was rejected, or the
+    server refused the client (code 60)."""
+
+
+class SendError(Error):
+    """A message could not be queued for sending (unknown client, not running,
+    send queue full...). ``.reason`` is the library's explanation."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NotRunningError(Error):
+    """The server or client is not running."""
+
+
+class NoClientError(Error, KeyError):
+    """No connected client has this id."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConnectionClosedError(Error, builtins.ConnectionError):
+    """:meth:`TcpClient.recv` was called on a connection that has ended and
+    whose messages were all received."""
+
+
+class PeerError(Error):
+    """An error the library reported about a connection (passed to ``on_error``, not raised).
+
+    ``.code`` is an :class:`ErrorCode` such as ``MESSAGE_TOO_LONG``, ``HANDSHAKE``,
+    ``IO`` or ``TIMEOUT``; ``.client_id`` is 0 for a connection that never
+    became established (a failed TLS handshake) and for client handles.
+    """
+
+    def __init__(self, code: int, message: str, client_id: int = 0) -> None:
+        super().__init__(message)
+        self.code = _code(code)
+        self.message = message
+        self.client_id = client_id
+
+    def __reduce__(self):
+        return (type(self), (int(self.code), self.message, self.client_id))
+
+
+_CERT_KIND = {30: "ca", 31: "cert", 32: "key", 33: "ca", 34: "cert", 35: "key"}
+_CERT_WHAT = {
+    30: "CA file {path!r} is missing or unreadable",
+    31: "certificate file {path!r} is missing or unreadable",
+    32: "key file {path!r} is missing or unreadable",
+    33: "CA file {path!r} holds no valid PEM certificate",
+    34: "certificate file {path!r} holds no valid PEM certificate",
+    35: "key file {path!r} holds no valid private key, or the key does not match "
+        "the certificate {cert!r}",
+}
+
+
+def start_error(code: int, reason: str, *, what: str, port: Optional[int] = None,
+                host: Optional[str] = None, ca: Optional[str] = None,
+                cert: Optional[str] = None, key: Optional[str] = None,
+                timeout: Optional[float] = None) -> StartError:
+    """Build the exception for a failed start (internal)."""
+    tail = f" ({reason})" if reason else ""
+    where = f"{host}:{port}" if host else f"port {port}"
+    if code == StartCode.WRONG_PORT:
+        return InvalidPortError(code, f"{what}: invalid port {port}{tail}", reason)
+    if code == StartCode.SET_CONTEXT:
+        return TlsConfigError(code, f"{what}: TLS configuration could not be built{tail}", reason)
+    if code in _CERT_KIND:
+        kind = _CERT_KIND[code]
+        path = {"ca": ca, "cert": cert, "key": key}[kind]
+        msg = _CERT_WHAT[code].format(path=path, cert=cert)
+        return CertificateError(code, f"{what}: {msg}{tail}", reason, path=path, kind=kind)
+    if code == StartCode.BIND_PORT:
+        return PortInUseError(code, f"{what}: cannot bind {where}: port in use or "
+                                    f"not permitted{tail}", reason)
+    if code in (StartCode.CREATE_SOCKET, StartCode.SET_SOCKET_OPT, StartCode.LISTEN):
+        return SocketError(code, f"{what}: cannot listen on {where}: "
+                                 f"{StartCode(code).name.lower().replace('_', ' ')} failed{tail}",
+                           reason)
+    if code == StartCode.CONNECT:
+        low = reason.lower()
+        if "timeout" in low or "timed out" in low or "deadline" in low:
+            return ConnectTimeoutError(code, f"{what}: connecting to {where} timed out"
+                                             f"{'' if timeout is None else f' after {timeout:g} s'}"
+                                             f"{tail}", reason)
+        return ConnectError(code, f"{what}: cannot connect to {where}{tail}", reason)
+    if code == StartCode.CONNECT_INIT:
+        return HandshakeError(code, f"{what}: TLS handshake with {where} failed{tail}", reason)
+    name = _code(code)
+    label = name.name if isinstance(name, enum.IntEnum) else str(code)
+    return StartError(code, f"{what}: start failed with {label}{tail}", reason)

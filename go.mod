@@ -1,0 +1,3 @@
+module github.com/tcpgo/tcpgo
+
+go 1.22

@@ -1,0 +1,529 @@
+/*
+ * tcpgo.h -- the C interface of tcpgo, a TCP and TLS client/server engine.
+ *
+ * tcpgo is written in Go and shipped as one shared library, libtcpserver.so
+ * (the names libtcpclient.so, libtlsserver.so and libtlsclient.so are links to
+ * the same file). Link with -ltcpserver. TLS is Go's crypto/tls: no OpenSSL is
+ * needed at build or run time.
+ *
+ * ---------------------------------------------------------------------------
+ * CONVENTIONS (they hold for every function below unless it says otherwise)
+ * ---------------------------------------------------------------------------
+ *
+ * Naming.  Every symbol starts with tcp_ / TCP_ / TCPGO_, except the three
+ *   names kept from nilshenrich/TCP_ServerClient v2: tls_server_start,
+ *   tls_client_start and get_subj_part.
+ *
+ * Handles.  tcp_server and tcp_client are opaque. Create them with
+ *   tcp_server_new*() / tcp_client_new*() and release them with
+ *   tcp_server_free() / tcp_client_free(). A handle is not a pointer into Go
+ *   memory; it is a token that the library maps to its own object. Passing a
+ *   NULL handle is safe: functions return TCP_ERR_INVALID_ARG (or 0 / nothing
+ *   for those that return a count or void). Passing a freed handle is a bug
+ *   the library detects on a best-effort basis only.
+ *
+ * Threads.  Every function may be called from any thread, concurrently, and
+ *   from inside a callback of the same or another handle -- except
+ *   tcp_server_free() and tcp_client_free(), which must not be called from a
+ *   callback of the handle being freed.
+ *
+ * Callbacks.  Callbacks run on threads owned by the library, never on the
+ *   thread that called start(). For one connection the events come one at a
+ *   time and in order: established, then messages, then closed exactly once.
+ *   Different connections are served in parallel, so callbacks of different
+ *   connections may run at the same time on different threads. A callback
+ *   must not block for long: while it runs, that connection reads nothing.
+ *   A callback must not unwind (no longjmp, no C++ exception) into the
+ *   library: catch everything in the callback.
+ *
+ * Pointers passed to callbacks (message data, error text) are valid only
+ *   for the duration of the call; copy what you need to keep.
+ * Pointers passed to the library (data to send, paths, host names) are read
+ *   before the call returns; the library keeps no reference to them.
+ * Strings returned by the library come in one of two ways:
+ *   - static strings (tcp_strerror, tcp_version): never free them;
+ *   - copies into a caller-provided buffer (buf, buflen): the function
+ *     returns the full length of the string without the terminating NUL,
+ *     writes at most buflen-1 bytes plus a NUL, and so the result was
+ *     truncated exactly when the return value is >= buflen (as snprintf).
+ *
+ * Errors.  Functions that can fail return an int: 0 (or a count, or a
+ *   length) on success and a negative TCP_ERR_* code on failure; start
+ *   functions return the positive start codes of TCP_ServerClient v2.
+ *   tcp_strerror() turns any code into text, and
+ *   tcp_server_last_error() / tcp_client_last_error() give the detailed
+ *   reason of the last failure on that handle (a path, an OS error...).
+ *
+ * Signals.  The library installs no handler for SIGINT, SIGTERM or any other
+ *   asynchronous signal, and all socket writes happen on library threads, so
+ *   a peer that resets a connection never raises SIGPIPE in the host. A host
+ *   that installs its own handlers for SIGSEGV, SIGBUS or SIGFPE must use
+ *   SA_ONSTACK. After fork() the library is unusable in the child (the Go
+ *   runtime does not survive fork); exec() first.
+ */
+#ifndef TCPGO_H
+#define TCPGO_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------- */
+
+#define TCPGO_VERSION_MAJOR 0
+#define TCPGO_VERSION_MINOR 1
+#define TCPGO_VERSION_PATCH 0
+/* "MAJOR.MINOR.PATCH" */
+#define TCPGO_VERSION "0.1.0"
+/* MAJOR*10000 + MINOR*100 + PATCH, comparable with tcp_version_number(). */
+#define TCPGO_VERSION_NUMBER \
+  (TCPGO_VERSION_MAJOR * 10000 + TCPGO_VERSION_MINOR * 100 + TCPGO_VERSION_PATCH)
+
+/* The version of the library actually loaded, as "MAJOR.MINOR.PATCH".
+ * Static string; never free it. Compare with TCPGO_VERSION to detect a
+ * header/library mismatch. */
+const char *tcp_version(void);
+
+/* The loaded library's version as MAJOR*10000 + MINOR*100 + PATCH. */
+int tcp_version_number(void);
+
+/* ---------------------------------------------------------------------------
+ * Result codes
+ * ------------------------------------------------------------------------- */
+
+/* Start codes: the values returned by the start functions. They are exactly
+ * the codes of nilshenrich/TCP_ServerClient v2 (SERVER_ERROR_START_* and
+ * CLIENT_ERROR_START_*). */
+enum tcp_start_code {
+  TCP_START_OK = 0,
+  TCP_START_WRONG_PORT = 10,      /* port outside 0..65535 (client: 1..65535) */
+  TCP_START_SET_CONTEXT = 20,     /* TLS configuration could not be built */
+  TCP_START_WRONG_CA_PATH = 30,   /* CA file missing or unreadable */
+  TCP_START_WRONG_CERT_PATH = 31, /* certificate file missing or unreadable */
+  TCP_START_WRONG_KEY_PATH = 32,  /* key file missing or unreadable */
+  TCP_START_WRONG_CA = 33,        /* CA file holds no valid PEM certificate */
+  TCP_START_WRONG_CERT = 34,      /* certificate file holds no valid PEM cert */
+  TCP_START_WRONG_KEY = 35,       /* key invalid, or does not match the cert */
+  TCP_START_CREATE_SOCKET = 40,   /* socket() failed */
+  TCP_START_SET_SOCKET_OPT = 41,  /* setsockopt() failed */
+  TCP_START_BIND_PORT = 42,       /* bind() failed: port in use, no rights */
+  TCP_START_LISTEN = 43,          /* listen() failed, or bad bind address */
+  TCP_START_CONNECT = 50,         /* client: refused, unreachable, timed out,
+                                     host name not resolved */
+  TCP_START_CONNECT_INIT = 60     /* client: TLS handshake failed */
+};
+
+/* Negative codes returned by all other functions (and by start functions
+ * for misuse). */
+enum tcp_error_code {
+  TCP_OK = 0,
+  TCP_ERR_ALREADY_RUNNING = -1,  /* start() on a running handle */
+  TCP_ERR_INVALID_ARG = -2,      /* NULL handle or pointer, bad option value */
+  TCP_ERR_NO_CLIENT = -3,        /* no connected client with that id */
+  TCP_ERR_NO_FIELD = -4,         /* certificate has no such subject field,
+                                    or the peer sent no certificate */
+  TCP_ERR_NOT_RUNNING = -5,      /* the handle is not (or no longer) running */
+  TCP_ERR_INTERNAL = -6,         /* a bug in tcpgo; the last error says more */
+  TCP_ERR_MESSAGE_TOO_LONG = -7, /* a message exceeds the maximum length */
+  TCP_ERR_IO = -8,               /* read or write failed (peer reset...) */
+  TCP_ERR_HANDSHAKE = -9,        /* a peer's TLS handshake failed or its
+                                    certificate was rejected */
+  TCP_ERR_BUFFER_TOO_SMALL = -10,/* tcp_*_poll: next event does not fit */
+  TCP_ERR_UNKNOWN_OPTION = -11,  /* option id not known to this version */
+  TCP_ERR_TIMEOUT = -12,         /* idle or handshake timeout expired */
+  TCP_ERR_CONTAINS_DELIMITER = -13, /* message to send holds the delimiter */
+  TCP_ERR_QUEUE_FULL = -14,      /* send queue of the connection is full */
+  TCP_ERR_FILE = -15             /* a file could not be read or written */
+};
+
+/* A short English description of any start or error code. Unknown codes
+ * give "unknown error code". Static string; never free it. */
+const char *tcp_strerror(int code);
+
+/* ---------------------------------------------------------------------------
+ * Options
+ *
+ * Options are set on a handle that is not running (between new() and
+ * start(), or after stop()); setting one on a running handle returns
+ * TCP_ERR_ALREADY_RUNNING. Unknown ids return TCP_ERR_UNKNOWN_OPTION, so a
+ * program can probe what the loaded library supports.
+ * ------------------------------------------------------------------------- */
+enum tcp_option {
+  /* Integer options (tcp_*_set_option). */
+
+  /* Lowest TLS version accepted: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3,
+   * the default). Server and client. */
+  TCP_OPT_TLS_MIN_VERSION = 1,
+  /* Client certificate policy of a TLS server started with a CA:
+   * 1 (default) require and verify, 0 verify if the client sends one. */
+  TCP_OPT_REQUIRE_CLIENT_CERT = 2,
+  /* TLS client verification: TCP_VERIFY_FULL (default) checks the chain
+   * against the CA and the host name or IP against the certificate's
+   * subjectAltName; TCP_VERIFY_CA checks only that the certificate is
+   * signed by the given CA (what TCP_ServerClient v2 does), and sends no
+   * SNI. */
+  TCP_OPT_VERIFY_MODE = 3,
+  /* Milliseconds a client's connect() plus TLS handshake may take
+   * (default 10000). Server: milliseconds an accepted connection may take
+   * to complete its TLS handshake (default 10000). 0 = no limit. */
+  TCP_OPT_CONNECT_TIMEOUT_MS = 4,
+  /* 1 (default) disables Nagle's algorithm (TCP_NODELAY). */
+  TCP_OPT_NODELAY = 5,
+  /* Bytes queued for sending on one connection before tcp_send_msg
+   * refuses more (TCP_ERR_QUEUE_FULL, return 0). Default 64 MiB;
+   * 0 = no limit. */
+  TCP_OPT_SEND_QUEUE_LIMIT = 6,
+  /* 1 = deliver events through tcp_*_poll() instead of callbacks (the
+   * callbacks are then never called). Default 0. */
+  TCP_OPT_EVENT_QUEUE = 7,
+  /* With TCP_OPT_EVENT_QUEUE: bytes of message data queued before the
+   * library stops reading from the connections (back-pressure).
+   * Default 16 MiB. */
+  TCP_OPT_EVENT_QUEUE_LIMIT = 8,
+  /* Server: 1 sets SO_REUSEPORT on the listener (default 0; with 0 a
+   * second server on a port in use fails with TCP_START_BIND_PORT). */
+  TCP_OPT_REUSEPORT = 9,
+
+  /* String options (tcp_*_set_option_str). */
+
+  /* Server: the local address to listen on, e.g. "127.0.0.1" or "::1".
+   * Default "" = every interface (IPv4 and IPv6). */
+  TCP_OPT_BIND_ADDRESS = 100
+};
+
+/* Values of TCP_OPT_VERIFY_MODE. */
+enum tcp_verify_mode { TCP_VERIFY_FULL = 0, TCP_VERIFY_CA = 1 };
+
+/* Values of TCP_OPT_TLS_MIN_VERSION. */
+#define TCP_TLS_1_2 0x0303
+#define TCP_TLS_1_3 0x0304
+
+/* Default maximum message length of fragmented mode (used when 0 is given
+ * as max_len): 16 MiB. */
+#define TCP_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
+
+/* Subject fields for get_subj_part() and tcp_client_server_subj_part().
+ * The values are OpenSSL's NIDs, so NID_commonName and friends from
+ * <openssl/obj_mac.h> can be passed unchanged. */
+enum tcp_subject_nid {
+  TCP_NID_COMMON_NAME = 13,
+  TCP_NID_COUNTRY_NAME = 14,
+  TCP_NID_LOCALITY_NAME = 15,
+  TCP_NID_STATE_OR_PROVINCE_NAME = 16,
+  TCP_NID_ORGANIZATION_NAME = 17,
+  TCP_NID_ORGANIZATIONAL_UNIT_NAME = 18,
+  TCP_NID_EMAIL_ADDRESS = 48,
+  TCP_NID_SERIAL_NUMBER = 105
+};
+
+/* ---------------------------------------------------------------------------
+ * Callbacks
+ *
+ * user_data is the pointer given when the callback was set; the library
+ * never dereferences it. See CONVENTIONS for threads and ordering.
+ * ------------------------------------------------------------------------- */
+
+/* A client connected (for TLS: its handshake and certificate check
+ * succeeded). Runs before any message of that client. */
+typedef void (*tcp_established_fn)(void *user_data, int client_id);
+
+/* Bytes from a client. Fragmented mode: one whole message without its
+ * delimiter (len may be 0). Continuous mode: the next bytes of the stream,
+ * cut wherever the network cut them. data is valid only during the call;
+ * it is not NUL-terminated. */
+typedef void (*tcp_message_fn)(void *user_data, int client_id,
+                                const char *data, size_t len);
+
+/* A connection ended, for whatever reason (peer closed, error, stop).
+ * Called exactly once per established client, after its last message. */
+typedef void (*tcp_closed_fn)(void *user_data, int client_id);
+
+/* Something went wrong that the program should know about: code is a
+ * TCP_ERR_* value (TCP_ERR_MESSAGE_TOO_LONG, TCP_ERR_HANDSHAKE, TCP_ERR_IO,
+ * TCP_ERR_TIMEOUT), message a readable reason valid during the call.
+ * client_id is 0 for a connection that never became established (a failed
+ * TLS handshake). For an established client the error comes before its
+ * closed event. */
+typedef void (*tcp_error_fn)(void *user_data, int client_id, int code,
+                              const char *message);
+
+/* Client side: bytes from the server (same rules as tcp_message_fn). */
+typedef void (*tcp_client_message_fn)(void *user_data, const char *data,
+                                       size_t len);
+
+/* Client side: the connection ended (server closed it, network error, or
+ * tcp_client_stop). Called exactly once per successful start. */
+typedef void (*tcp_client_closed_fn)(void *user_data);
+
+/* Client side: an error the program should know about (see tcp_error_fn). */
+typedef void (*tcp_client_error_fn)(void *user_data, int code,
+                                     const char *message);
+
+/* ---------------------------------------------------------------------------
+ * Server
+ * ------------------------------------------------------------------------- */
+
+typedef struct tcp_server tcp_server;
+
+/* A new, stopped server in continuous mode: bytes are delivered as they
+ * arrive and sent as given. Returns NULL only when out of memory.
+ * Release with tcp_server_free(). */
+tcp_server *tcp_server_new(void);
+
+/* A new, stopped server in fragmented mode: every message sent gets the
+ * one-byte delimiter appended; received bytes are split at the delimiter,
+ * which is removed. Any byte value, '\0' included, may be the delimiter.
+ * max_len is the maximum message length (without delimiter) in both
+ * directions; 0 means TCP_DEFAULT_MAX_MESSAGE. A peer that sends a longer
+ * message is disconnected: the error callback gets
+ * TCP_ERR_MESSAGE_TOO_LONG, then closed runs; other clients are not
+ * affected. Memory per connection stays bounded by max_len. */
+tcp_server *tcp_server_new_fragmented(char delimiter, size_t max_len);
+
+/* Stops the server if it is running (see tcp_server_stop) and releases
+ * the handle. NULL is ignored. Must not be called from a callback of this
+ * server. The handle must not be used afterwards. */
+void tcp_server_free(tcp_server *s);
+
+/* Set an integer or string option (see enum tcp_option). Returns 0,
+ * TCP_ERR_UNKNOWN_OPTION, TCP_ERR_INVALID_ARG or TCP_ERR_ALREADY_RUNNING.
+ * The string is copied. */
+int tcp_server_set_option(tcp_server *s, int option, long long value);
+int tcp_server_set_option_str(tcp_server *s, int option, const char *value);
+
+/* Set (or with fn = NULL remove) a callback. May be called at any time;
+ * a change takes effect for the events that follow. user_data is passed to
+ * every call of that callback. */
+void tcp_server_set_on_established(tcp_server *s, tcp_established_fn fn,
+                                   void *user_data);
+void tcp_server_set_on_message(tcp_server *s, tcp_message_fn fn,
+                               void *user_data);
+void tcp_server_set_on_closed(tcp_server *s, tcp_closed_fn fn,
+                              void *user_data);
+void tcp_server_set_on_error(tcp_server *s, tcp_error_fn fn, void *user_data);
+
+/* Start a plain TCP server on port (1..65535, or 0 for a port chosen by
+ * the system: read it with tcp_server_port). Returns when the socket is
+ * listening, with TCP_START_OK or a start code (40..43); a running server
+ * returns TCP_ERR_ALREADY_RUNNING and is unchanged. The detailed reason of
+ * a failure is available from tcp_server_last_error. */
+int tcp_server_start(tcp_server *s, int port);
+
+/* Start a TLS server. cert and key are PEM file paths of the server's
+ * certificate (optionally followed by its chain) and private key (PKCS#1,
+ * PKCS#8 or SEC1; RSA, ECDSA or Ed25519). ca, when not NULL, is a PEM file
+ * of the CA certificates that client certificates must be signed by:
+ * the server then requires a client certificate and verifies it (mutual
+ * TLS; see TCP_OPT_REQUIRE_CLIENT_CERT). With ca NULL, clients are not
+ * asked for a certificate. TLS 1.3 only unless TCP_OPT_TLS_MIN_VERSION
+ * allows TLS 1.2. Files are checked in the order CA path (30), cert path
+ * (31), key path (32), CA content (33), cert content (34), key content or
+ * key/cert mismatch (35), then the socket (40..43). The files are read
+ * once, during this call. A client whose handshake fails never appears as
+ * established or in tcp_server_client_ids; the error callback reports it
+ * with client_id 0. */
+int tls_server_start(tcp_server *s, int port, const char *ca,
+                     const char *cert, const char *key);
+
+/* The port the server listens on (useful after starting on port 0), or
+ * TCP_ERR_NOT_RUNNING. */
+int tcp_server_port(const tcp_server *s);
+
+/* 1 if the server is running, else 0. */
+int tcp_server_is_running(const tcp_server *s);
+
+/* Stop the server: close the listener and every connection, run the
+ * closed callback once for each connected client, and return when no
+ * callback of this server runs any more. Idempotent; safe on a server that
+ * never started. Messages still queued for sending are discarded.
+ *
+ * Called from inside a callback of this server, it does not deadlock: it
+ * closes everything and waits for the callbacks of all other connections;
+ * the calling connection's own closed callback runs right after the
+ * current callback returns. The server can be started again after stop. */
+void tcp_server_stop(tcp_server *s);
+
+/* Queue len bytes for client_id; the library copies them before returning.
+ * Fragmented mode appends the delimiter. Returns 1 when queued, 0 when
+ * not: unknown client id, server not running, message containing the
+ * delimiter or longer than max_len (fragmented mode), or a full send
+ * queue; tcp_server_last_error says which. Messages to one client are sent
+ * in the order of the calls that queued them. Returning 1 means accepted
+ * for sending: a connection that breaks later loses what was queued (its
+ * closed callback runs). Never blocks on the network. */
+int tcp_send_msg(tcp_server *s, int client_id, const void *data, size_t len);
+
+/* Queue the same message for every connected client. Returns the number of
+ * clients it was queued for. */
+int tcp_server_broadcast(tcp_server *s, const void *data, size_t len);
+
+/* Close one client's connection (its closed callback follows). Returns 0
+ * or TCP_ERR_NO_CLIENT. */
+int tcp_server_close_client(tcp_server *s, int client_id);
+
+/* The ids of the connected (established) clients. Client ids are > 0 and
+ * never reused while the server object lives, across restarts too.
+ * Writes at most max ids into ids (which may be NULL when max is 0) and
+ * returns the number of clients connected, which may exceed max. */
+int tcp_server_client_ids(const tcp_server *s, int *ids, size_t max);
+
+/* The client's IP address as text ("127.0.0.1", "::1"), copied into buf
+ * (see CONVENTIONS). Returns the length, or TCP_ERR_NO_CLIENT. */
+int tcp_server_client_ip(const tcp_server *s, int client_id, char *buf,
+                         size_t buflen);
+
+/* The client's TCP port, or TCP_ERR_NO_CLIENT. */
+int tcp_server_client_port(const tcp_server *s, int client_id);
+
+/* One subject field of the client's verified TLS certificate: nid is an
+ * OpenSSL NID (TCP_NID_*). Copies the field's value (UTF-8) into buf and
+ * returns its length (see CONVENTIONS; a first call with buflen 0 gives
+ * the size). For a multi-valued field the first value is returned.
+ * Returns TCP_ERR_NO_CLIENT for an unknown id, TCP_ERR_NO_FIELD when the
+ * certificate has no such field or the client sent no certificate (always
+ * so for plain TCP), TCP_ERR_INVALID_ARG for a NID tcpgo does not know. */
+int get_subj_part(tcp_server *s, int client_id, int nid, char *buf,
+                  size_t buflen);
+
+/* The detailed reason of the last failure of a call on this server (a
+ * start, a refused send, a look-up), copied into buf; "" when none.
+ * Returns the length. Per handle, not per thread: with several threads
+ * failing at once, it holds one of the reasons. */
+int tcp_server_last_error(const tcp_server *s, char *buf, size_t buflen);
+
+/* ---------------------------------------------------------------------------
+ * Client
+ * ------------------------------------------------------------------------- */
+
+typedef struct tcp_client tcp_client;
+
+/* A new, stopped client in continuous mode. Release with tcp_client_free. */
+tcp_client *tcp_client_new(void);
+
+/* A new, stopped client in fragmented mode (see tcp_server_new_fragmented).
+ * A server that sends a message longer than max_len is disconnected with
+ * TCP_ERR_MESSAGE_TOO_LONG. */
+tcp_client *tcp_client_new_fragmented(char delimiter, size_t max_len);
+
+/* Stops the client if running and releases the handle. NULL is ignored.
+ * Must not be called from a callback of this client. */
+void tcp_client_free(tcp_client *c);
+
+int tcp_client_set_option(tcp_client *c, int option, long long value);
+int tcp_client_set_option_str(tcp_client *c, int option, const char *value);
+
+void tcp_client_set_on_message(tcp_client *c, tcp_client_message_fn fn,
+                               void *user_data);
+void tcp_client_set_on_closed(tcp_client *c, tcp_client_closed_fn fn,
+                              void *user_data);
+void tcp_client_set_on_error(tcp_client *c, tcp_client_error_fn fn,
+                             void *user_data);
+
+/* Connect to host (a name, an IPv4 or an IPv6 address) and port
+ * (1..65535). Returns when connected, with TCP_START_OK, or with
+ * TCP_START_WRONG_PORT or TCP_START_CONNECT (refused, unreachable, name not
+ * resolved, or TCP_OPT_CONNECT_TIMEOUT_MS expired). A running client returns
+ * TCP_ERR_ALREADY_RUNNING. */
+int tcp_client_start(tcp_client *c, const char *host, int port);
+
+/* Connect with TLS. ca: PEM file of the CA(s) the server's certificate must
+ * chain to (NULL = the system's CAs). cert and key: the client's own
+ * certificate and key for mutual TLS (both NULL for none). By default
+ * (TCP_VERIFY_FULL) the server's certificate must also match host; with
+ * TCP_VERIFY_CA only the signature by the CA is checked. Returns when the
+ * handshake is done: TCP_START_OK, 10, 20, 30..35 for the client's own
+ * files, 50 for the connection, 60 when the handshake failed (the server's
+ * certificate was rejected, or the server refused the client). With TLS
+ * 1.3 a server rejects a client certificate only after the client's side
+ * of the handshake completed: start then returns TCP_START_OK and the
+ * closed callback follows shortly. */
+int tls_client_start(tcp_client *c, const char *host, int port,
+                     const char *ca, const char *cert, const char *key);
+
+/* 1 while connected, else 0 (also after the server closed the
+ * connection). */
+int tcp_client_is_running(const tcp_client *c);
+
+/* Close the connection; the closed callback runs once (if it has not yet)
+ * and no callback of this client runs after stop returns -- unless stop is
+ * called from inside one, in which case the closed callback runs right
+ * after that callback returns. Idempotent; safe if never started. */
+void tcp_client_stop(tcp_client *c);
+
+/* Queue bytes for the server (see tcp_send_msg). Returns 1 or 0. */
+int tcp_client_send(tcp_client *c, const void *data, size_t len);
+
+/* One subject field of the server's certificate (TLS only), as
+ * get_subj_part. */
+int tcp_client_server_subj_part(const tcp_client *c, int nid, char *buf,
+                                size_t buflen);
+
+/* The local port of the connection, or TCP_ERR_NOT_RUNNING. */
+int tcp_client_local_port(const tcp_client *c);
+
+/* The detailed reason of the last failure on this client. */
+int tcp_client_last_error(const tcp_client *c, char *buf, size_t buflen);
+
+/* ---------------------------------------------------------------------------
+ * Event queue (TCP_OPT_EVENT_QUEUE = 1)
+ *
+ * For hosts where a callback per event is expensive (Python), the library
+ * can queue events and hand over many at once. Events are written to buf as
+ * packed records in native byte order, one after another, no padding:
+ *
+ *   int32_t  kind       TCP_EVENT_*
+ *   int32_t  client_id  0 for client handles and for server-wide errors
+ *   int32_t  code       TCP_ERR_* for TCP_EVENT_ERROR, else 0
+ *   uint32_t len        bytes of payload that follow
+ *   payload             message bytes, or the error text (not terminated)
+ *
+ * The per-connection order is the same as with callbacks.
+ * ------------------------------------------------------------------------- */
+
+enum tcp_event_kind {
+  TCP_EVENT_ESTABLISHED = 1,
+  TCP_EVENT_MESSAGE = 2,
+  TCP_EVENT_CLOSED = 3,
+  TCP_EVENT_ERROR = 4
+};
+
+/* Size of a record header. */
+#define TCP_EVENT_HEADER_SIZE 16
+
+/* Wait up to timeout_ms (0 = do not wait, < 0 is treated as 0) for events
+ * and copy as many whole records as fit into buf. Returns the number of
+ * events written (0 on timeout) and sets *used to the bytes written.
+ * Returns TCP_ERR_BUFFER_TOO_SMALL, with *used set to the size needed,
+ * when the next record alone does not fit. Returns TCP_ERR_NOT_RUNNING
+ * once the handle is stopped and every event was taken, and
+ * TCP_ERR_INVALID_ARG when the handle does not use the event queue.
+ * One thread should poll a handle; the call blocks only up to timeout_ms,
+ * so a host can react to signals between calls. */
+int tcp_server_poll(tcp_server *s, void *buf, size_t buflen, size_t *used,
+                    int timeout_ms);
+int tcp_client_poll(tcp_client *c, void *buf, size_t buflen, size_t *used,
+                    int timeout_ms);
+
+/* ---------------------------------------------------------------------------
+ * Certificates for tests and demos
+ * ------------------------------------------------------------------------- */
+
+/* Write a fresh test PKI into the existing directory dir: ca.pem,
+ * ca.key, server.pem, server.key, client.pem, client.key (ECDSA P-256,
+ * valid for one year; keys are written with mode 0600). The server
+ * certificate's subjectAltName holds the comma-separated hosts (names
+ * and/or IP addresses; NULL or "" means "localhost,127.0.0.1,::1"), the
+ * client certificate has CN "tcpgo client", O "tcpgo", OU "test". For tests
+ * and demos -- not a substitute for a real PKI. Returns 0, TCP_ERR_FILE
+ * (directory missing or not writable) or TCP_ERR_INVALID_ARG. */
+int tcp_generate_certs(const char *dir, const char *hosts);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TCPGO_H */

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+// Event kinds of the queue's records (TCP_EVENT_* in the C header).
+const (
+	EventEstablished = 1
+	EventMessage     = 2
+	EventClosed      = 3
+	EventError       = 4
+)
+
+// EventHeaderSize is the size of a record header: kind, client id, code and
+// payload length, each 32 bits in native byte order.
+const EventHeaderSize = 16
+
+// EventQueue is a Handler that queues events as packed records for a poller
+// that takes many at once (tcp_*_poll), which is far cheaper for hosts like
+// Python than a callback per event. Messages wait (back-pressure on the
+// connections) while more than Limit payload bytes are queued.
+type EventQueue struct {
+	limit int
+
+	mu        sync.Mutex
+	space     *sync.Cond
+	buf       []byte
+	rd        int
+	msgBytes  int
+	running   bool
+	releasing bool
+	ready     chan struct{}
+}
+
+// NewEventQueue returns a queue holding at most limit bytes of message
+// payload before producers wait (0 = no limit).
+func NewEventQueue(limit int) *EventQueue {
+	q := &EventQueue{limit: limit, ready: make(chan struct{}, 1)}
+	q.space = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *EventQueue) Established(id int) { q.push(EventEstablished, id, 0, nil) }
+func (q *EventQueue) Message(id int, data []byte) {
+	q.push(EventMessage, id, 0, data)
+}
+func (q *EventQueue) Closed(id int) { q.push(EventClosed, id, 0, nil) }
+func (q *EventQueue) Error(id int, err *Error) {
+	q.push(EventError, id, int(err.Code), []byte(err.Error()))
+}
+
+func (q *EventQueue) push(kind, id, code int, payload []byte) {
+	q.mu.Lock()
+	if kind == EventMessage {
+		for q.limit > 0 && q.msgBytes >= q.limit && !q.releasing {
+			q.space.Wait()
+		}
+		q.msgBytes += len(payload)
+	}
+	var h [EventHeaderSize]byte
+	binary.NativeEndian.PutUint32(h[0:], uint32(kind))
+	binary.NativeEndian.PutUint32(h[4:], uint32(int32(id)))
+	binary.NativeEndian.PutUint32(h[8:], uint32(int32(code)))
+	binary.NativeEndian.PutUint32(h[12:], uint32(len(payload)))
+	q.buf = append(q.buf, h[:]...)
+	q.buf = append(q.buf, payload...)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *EventQueue) started() {
+	q.mu.Lock()
+	q.running = true
+	q.releasing = false
+	q.mu.Unlock()
+}
+
+// stopping lets producers blocked on a full queue go on, so Stop cannot hang
+// on a poller that stopped polling.
+func (q *EventQueue) stopping() {
+	q.mu.Lock()
+	q.releasing = true
+	q.space.Broadcast()
+	q.mu.Unlock()
+}
+
+func (q *EventQueue) stopped() {
+	q.mu.Lock()
+	q.running = false
+	q.releasing = true
+	q.space.Broadcast()
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Poll waits up to timeout for events and copies as many whole records as
+// fit into dst. It returns the number of events and bytes written; with
+// ErrBufferTooSmall, used is the size the next record needs; ErrNotRunning
+// once the owner stopped and the queue is empty.
+func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err error) {
+	var timer *time.Timer
+	for {
+		q.mu.Lock()
+		if q.rd < len(q.buf) {
+			n, used, err = q.take(dst)
+			q.mu.Unlock()
+			return n, used, err
+		}
+		running := q.running
+		q.mu.Unlock()
+		if !running {
+			return 0, 0, newError(ErrNotRunning, nil, "stopped and every event taken")
+		}
+		if timeout <= 0 {
+			return 0, 0, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-q.ready:
+		case <-timer.C:
+			timeout = 0
+		}
+	}
+}
+
+// take copies whole records; q.mu is held.
+func (q *EventQueue) take(dst []byte) (n, used int, err error) {
+	off := q.rd
+	freed := 0
+	for off < len(q.buf) {
+		kind := binary.NativeEndian.Uint32(q.buf[off:])
+		size := EventHeaderSize + int(binary.NativeEndian.Uint32(q.buf[off+12:]))
+		if used+size > len(dst) {
+			if n == 0 {
+				return 0, size, newError(ErrBufferTooSmall, nil, "next event needs %d bytes", size)
+			}
+			break
+		}
+		copy(dst[used:], q.buf[off:off+size])
+		if kind == EventMessage {
+			freed += size - EventHeaderSize
+		}
+		used += size
+		off += size
+		n++
+	}
+	q.rd = off
+	if q.rd == len(q.buf) {
+		q.rd = 0
+		if cap(q.buf) > 4<<20 {
+			q.buf = nil // give a burst's memory back
+		} else {
+			q.buf = q.buf[:0]
+		}
+	} else if q.rd > len(q.buf)/2 {
+		q.buf = q.buf[:copy(q.buf, q.buf[q.rd:])]
+		q.rd = 0
+	}
+	if freed > 0 {
+		q.msgBytes -= freed
+		q.space.Broadcast()
+	}
+	return n, used, nil
+}
