@@ -1,0 +1,12 @@
+# The README's C quick start must compile and run as written.
+README_C := $(BUILD)/readme/quickstart
+
+$(README_C): README.md $(LIBLINK)
+	@mkdir -p $(dir $@)
+	awk '/^## C quick start/{s=1} s&&/^```c$$/{p=1;next} p&&/^```$$/{exit} p' README.md > $@.c
+	$(CC) $(CFLAGS_COMMON) $@.c -o $@ $(LDFLAGS_LIB)
+
+test-readme-c: $(README_C)
+	timeout 30 $(README_C)
+
+TEST_TARGETS += test-readme-c
