@@ -18,8 +18,11 @@
  *   tcp_server_new*() / tcp_client_new*() and release them with
  *   tcp_server_free() / tcp_client_free(). A handle is not a pointer into Go
  *   memory; it is a token that the library maps to its own object. Passing a
- *   NULL handle is safe: functions return TCP_ERR_INVALID_ARG (or 0 / nothing
- *   for those that return a count or void). Passing a freed handle is a bug
+ *   NULL handle is safe: functions return TCP_ERR_INVALID_ARG (0 for those
+ *   that return 1/0 or a count, nothing for void ones, and the text "invalid
+ *   server handle" / "invalid client handle" for *_last_error). NULL for a
+ *   required pointer argument gives TCP_ERR_INVALID_ARG too, except where a
+ *   function documents a start code for it. Passing a freed handle is a bug
  *   the library detects on a best-effort basis only.
  *
  * Threads.  Every function may be called from any thread, concurrently, and
@@ -150,7 +153,9 @@ const char *tcp_strerror(int code);
  * Options are set on a handle that is not running (between new() and
  * start(), or after stop()); setting one on a running handle returns
  * TCP_ERR_ALREADY_RUNNING. Unknown ids return TCP_ERR_UNKNOWN_OPTION, so a
- * program can probe what the loaded library supports.
+ * program can probe what the loaded library supports. An option that does
+ * not apply to the kind of handle (TCP_OPT_BIND_ADDRESS on a client,
+ * TCP_OPT_VERIFY_MODE on a server) is accepted and has no effect.
  * ------------------------------------------------------------------------- */
 enum tcp_option {
   /* Integer options (tcp_*_set_option). */
@@ -325,7 +330,8 @@ int tcp_server_start(tcp_server *s, int port);
  * key/cert mismatch (35), then the socket (40..43). The files are read
  * once, during this call. A client whose handshake fails never appears as
  * established or in tcp_server_client_ids; the error callback reports it
- * with client_id 0. */
+ * with client_id 0. A NULL cert gives TCP_START_WRONG_CERT_PATH and a NULL
+ * key TCP_START_WRONG_KEY_PATH, as a missing file would. */
 int tls_server_start(tcp_server *s, int port, const char *ca,
                      const char *cert, const char *key);
 
@@ -427,7 +433,9 @@ void tcp_client_set_on_error(tcp_client *c, tcp_client_error_fn fn,
  * (1..65535). Returns when connected, with TCP_START_OK, or with
  * TCP_START_WRONG_PORT or TCP_START_CONNECT (refused, unreachable, name not
  * resolved, or TCP_OPT_CONNECT_TIMEOUT_MS expired). A running client returns
- * TCP_ERR_ALREADY_RUNNING. */
+ * TCP_ERR_ALREADY_RUNNING, a NULL host TCP_ERR_INVALID_ARG. The previous
+ * connection's closed callback may still be running when a restarted
+ * client connects. */
 int tcp_client_start(tcp_client *c, const char *host, int port);
 
 /* Connect with TLS. ca: PEM file of the CA(s) the server's certificate must
@@ -437,7 +445,8 @@ int tcp_client_start(tcp_client *c, const char *host, int port);
  * TCP_VERIFY_CA only the signature by the CA is checked. Returns when the
  * handshake is done: TCP_START_OK, 10, 20, 30..35 for the client's own
  * files, 50 for the connection, 60 when the handshake failed (the server's
- * certificate was rejected, or the server refused the client). With TLS
+ * certificate was rejected, the server refused the client, or the
+ * handshake did not finish within TCP_OPT_CONNECT_TIMEOUT_MS). With TLS
  * 1.3 a server rejects a client certificate only after the client's side
  * of the handshake completed: start then returns TCP_START_OK and the
  * closed callback follows shortly. */
@@ -458,7 +467,8 @@ void tcp_client_stop(tcp_client *c);
 int tcp_client_send(tcp_client *c, const void *data, size_t len);
 
 /* One subject field of the server's certificate (TLS only), as
- * get_subj_part. */
+ * get_subj_part; it stays readable after the connection ended, until the
+ * next start. TCP_ERR_NOT_RUNNING if the client never connected. */
 int tcp_client_server_subj_part(const tcp_client *c, int nid, char *buf,
                                 size_t buflen);
 
@@ -499,8 +509,9 @@ enum tcp_event_kind {
  * events written (0 on timeout) and sets *used to the bytes written.
  * Returns TCP_ERR_BUFFER_TOO_SMALL, with *used set to the size needed,
  * when the next record alone does not fit. Returns TCP_ERR_NOT_RUNNING
- * once the handle is stopped and every event was taken, and
- * TCP_ERR_INVALID_ARG when the handle does not use the event queue.
+ * before the first start and once the handle is stopped (a client: once its
+ * connection ended) and every event was taken, and TCP_ERR_INVALID_ARG when
+ * the handle does not use the event queue.
  * One thread should poll a handle; the call blocks only up to timeout_ms,
  * so a host can react to signals between calls. */
 int tcp_server_poll(tcp_server *s, void *buf, size_t buflen, size_t *used,

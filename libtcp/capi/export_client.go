@@ -130,7 +130,7 @@ func (o *clientObj) start(host *C.char, port C.int, files *engine.TLSFiles) C.in
 		return o.errs.result(err)
 	}
 	if host == nil {
-		return o.errs.result(&engine.Error{Code: engine.StartConnect, Reason: "no host given"})
+		return o.errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "no host given"})
 	}
 	if files == nil {
 		return o.errs.result(o.cl.Start(C.GoString(host), int(port)))
@@ -233,7 +233,7 @@ func tcp_client_poll(c *C.tcp_client, buf unsafe.Pointer, buflen C.size_t, used 
 	}
 	defer catch(&rc, &o.errs)
 	o.mu.Lock()
-	q := o.queue
+	q, enabled := o.queue, o.qset.enabled
 	o.mu.Unlock()
-	return pollQueue(q, &o.errs, buf, buflen, used, timeoutMS)
+	return pollQueue(q, enabled, &o.errs, buf, buflen, used, timeoutMS)
 }

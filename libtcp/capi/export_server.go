@@ -324,18 +324,21 @@ func tcp_server_poll(s *C.tcp_server, buf unsafe.Pointer, buflen C.size_t, used 
 	}
 	defer catch(&rc, &o.errs)
 	o.mu.Lock()
-	q := o.queue
+	q, enabled := o.queue, o.qset.enabled
 	o.mu.Unlock()
-	return pollQueue(q, &o.errs, buf, buflen, used, timeoutMS)
+	return pollQueue(q, enabled, &o.errs, buf, buflen, used, timeoutMS)
 }
 
 // pollQueue is tcp_server_poll and tcp_client_poll.
-func pollQueue(q *engine.EventQueue, errs *lastError, buf unsafe.Pointer, buflen C.size_t, used *C.size_t, timeoutMS C.int) C.int {
+func pollQueue(q *engine.EventQueue, enabled bool, errs *lastError, buf unsafe.Pointer, buflen C.size_t, used *C.size_t, timeoutMS C.int) C.int {
 	if used != nil {
 		*used = 0
 	}
 	if q == nil {
-		return errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "the event queue is not enabled (TCP_OPT_EVENT_QUEUE) or the handle never started"})
+		if enabled {
+			return C.int(engine.ErrNotRunning) // not started yet
+		}
+		return errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "the event queue is not enabled (TCP_OPT_EVENT_QUEUE)"})
 	}
 	if buf == nil && buflen > 0 {
 		return C.int(engine.ErrInvalidArg)

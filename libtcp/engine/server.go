@@ -242,7 +242,9 @@ func (s *Server) serveConn(c *conn, cfg *tls.Config, h Handler, o Options) {
 		h.Established(c.id)
 		reason = c.readLoop(s.framing.NewDecoder(), s.framing.MaxMessage(), h)
 	}()
-	s.forget(c)
+	// Leave the client list now, but stay in s.conns until Closed has run,
+	// so that a concurrent Stop waits for these last calls.
+	c.established.Store(false)
 	c.close(false)
 	<-c.writeDone
 	if reason != nil {

@@ -173,6 +173,21 @@ static int spawn_test(const test_case *t, char *reason, size_t reason_len) {
   return 0;
 }
 
+/* Ctrl-C or kill of the runner: finish the current test, clean up (the
+ * fixtures hold private keys), report. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) { interrupted = sig; }
+
+static void catch_interrupts(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
 static int selected(const test_case *t, int argc, char **argv) {
   int i;
   if (argc <= 1) return 1;
@@ -211,13 +226,14 @@ int h_run(int argc, char **argv, const test_case *const *suites,
     return 2;
   }
 
+  catch_interrupts();
   if (hooks && hooks->setup && hooks->setup() != 0) {
     fprintf(stderr, "test setup failed\n");
     printf("0 passed, 1 failed\n");
     return 1;
   }
-  for (s = suites; *s; s++) {
-    for (t = *s; t->name; t++) {
+  for (s = suites; *s && !interrupted; s++) {
+    for (t = *s; t->name && !interrupted; t++) {
       char reason[256] = "";
       long long t0;
       int ok;
@@ -233,7 +249,8 @@ int h_run(int argc, char **argv, const test_case *const *suites,
     }
   }
   if (hooks && hooks->teardown) hooks->teardown();
+  if (interrupted) printf("interrupted by signal %d\n", (int)interrupted);
   printf("%d passed, %d failed\n", passed, failed);
   fflush(stdout);
-  return failed ? 1 : 0;
+  return failed || interrupted ? 1 : 0;
 }

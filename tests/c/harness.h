@@ -130,6 +130,7 @@ long long now_ms(void);
 
 #define CHECK_WAIT(mon, expr) H_WAIT(0, mon, expr, WAIT_MS)
 #define REQUIRE_WAIT(mon, expr) H_WAIT(1, mon, expr, WAIT_MS)
+#define CHECK_WAIT_MS(mon, expr, ms) H_WAIT(0, mon, expr, ms)
 
 /* Evaluate a statement with the monitor held. */
 #define LOCKED(mon, stmt)                                                   \

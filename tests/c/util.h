@@ -50,7 +50,7 @@ int remove_tree(const char *dir);
 /* ---- received messages ------------------------------------------------- */
 
 typedef struct msg {
-  char *data;
+  char *data; /* a copy, NUL-terminated (the data may hold NULs too) */
   size_t len;
 } msg;
 
@@ -77,6 +77,8 @@ typedef struct conn_log {
   int last_error;
   int in_callback; /* to catch overlapping events of one connection */
   msg_list msgs;
+  int cn_len;      /* get_subj_part(CN) made in on_established (lookup_cn) */
+  char cn[64];
 } conn_log;
 
 #define REC_MAX_CONNS 1024
@@ -87,9 +89,15 @@ typedef struct conn_log {
 typedef struct server_rec {
   monitor m;
   tcp_server *s;
+  pthread_t owner;     /* the test's thread: callbacks must never run on it */
   /* behaviour, set by the test before events arrive */
   int echo;            /* send every message back from on_message */
   int stop_on_message; /* call tcp_server_stop from on_message */
+  int close_on_message; /* call tcp_server_close_client from on_message */
+  int discard;         /* count message bytes but do not keep them */
+  int lookup_cn;       /* call get_subj_part(CN) from on_established */
+  const char *greeting; /* sent to every client from on_established */
+  size_t greeting_len;
   /* set by the test, with the monitor held, once tcp_server_stop returned */
   int stopped;
   /* counters */
@@ -112,8 +120,12 @@ server_rec *server_rec_new(tcp_server *s);
 void server_rec_free_at(server_rec *r, const char *file, int line);
 /* With the monitor held: the connection with that id, or NULL. */
 conn_log *server_rec_find(server_rec *r, int id);
+/* With the monitor held: the connection, or NULL. */
+#define CONN(r, id) server_rec_find((r), (id))
 /* The id of the n-th established connection (0 when none). Locks. */
 int server_rec_id(server_rec *r, int n);
+/* The server's id for client c's connection (matched by port), or 0. */
+int server_id_of(server_rec *r, const tcp_client *c);
 /* Mark "tcp_server_stop has returned": later callbacks are violations. */
 void server_rec_mark_stopped(server_rec *r);
 
@@ -123,6 +135,8 @@ typedef struct client_rec {
   monitor own;
   monitor *m;          /* &own, or a monitor shared by many clients */
   tcp_client *c;
+  pthread_t owner;     /* thread of the last start: no callback runs on it */
+  int owner_gone;      /* that thread ended (its id may be reused): no check */
   int index;           /* free for the test (e.g. position in an array) */
   int stop_on_message; /* call tcp_client_stop from on_message */
   int stopped;         /* set by the test once tcp_client_stop returned */
@@ -154,6 +168,8 @@ int start_mtls(tcp_server *s, const pki *p);
 /* Connect (REQUIRE success) and count the start in the recorder. */
 void connect_tcp(client_rec *r, int port);
 void connect_mtls(client_rec *r, int port, const pki *p);
+/* Mutual TLS with the main CA and the given client certificate and key. */
+void connect_tcp_tls_cert(client_rec *r, int port, const char *cert, const char *key);
 
 /* The server's / client's last error text is non-empty. */
 #define CHECK_SERVER_ERROR_TEXT(s) check_error_text((s), NULL, __FILE__, __LINE__)
