@@ -28,7 +28,8 @@
  * Threads.  Every function may be called from any thread, concurrently, and
  *   from inside a callback of the same or another handle -- except
  *   tcp_server_free() and tcp_client_free(), which must not be called from a
- *   callback of the handle being freed.
+ *   callback of the handle being freed. Functions that wait (stop, free,
+ *   flush, start) wait at most for a documented timeout or for callbacks.
  *
  * Callbacks.  Callbacks run on threads owned by the library, never on the
  *   thread that called start(). For one connection the events come one at a
@@ -192,6 +193,13 @@ enum tcp_option {
   /* Server: 1 sets SO_REUSEPORT on the listener (default 0; with 0 a
    * second server on a port in use fails with TCP_START_BIND_PORT). */
   TCP_OPT_REUSEPORT = 9,
+  /* Milliseconds that tcp_server_stop, tcp_server_close_client and
+   * tcp_client_stop first wait for data already queued on a connection to
+   * be written (handed to the kernel) before closing it, so that "send,
+   * then stop" delivers. The wait ends as soon as the queues are empty or
+   * the peer is gone. Default 1000; 0 closes at once and discards what is
+   * queued. Server and client. */
+  TCP_OPT_LINGER_MS = 10,
 
   /* String options (tcp_*_set_option_str). */
 
@@ -208,7 +216,9 @@ enum tcp_verify_mode { TCP_VERIFY_FULL = 0, TCP_VERIFY_CA = 1 };
 #define TCP_TLS_1_3 0x0304
 
 /* Default maximum message length of fragmented mode (used when 0 is given
- * as max_len): 16 MiB. */
+ * as max_len): 16 MiB. Any larger max_len up to SIZE_MAX is accepted;
+ * values above 32 GiB are treated as 32 GiB, which is "no limit" in
+ * practice. */
 #define TCP_DEFAULT_MAX_MESSAGE ((size_t)16 * 1024 * 1024)
 
 /* Subject fields for get_subj_part() and tcp_client_server_subj_part().
@@ -342,15 +352,21 @@ int tcp_server_port(const tcp_server *s);
 /* 1 if the server is running, else 0. */
 int tcp_server_is_running(const tcp_server *s);
 
-/* Stop the server: close the listener and every connection, run the
- * closed callback once for each connected client, and return when no
- * callback of this server runs any more. Idempotent; safe on a server that
- * never started. Messages still queued for sending are discarded.
+/* Stop the server: close the listener, give queued data up to
+ * TCP_OPT_LINGER_MS to be written, close every connection, run the closed
+ * callback once for each connected client, and return when no callback of
+ * this server runs any more. Idempotent; safe on a server that never
+ * started. tcp_server_is_running turns 0 at once.
  *
- * Called from inside a callback of this server, it does not deadlock: it
- * closes everything and waits for the callbacks of all other connections;
- * the calling connection's own closed callback runs right after the
- * current callback returns. The server can be started again after stop. */
+ * Called from inside a callback of this server it does not deadlock and
+ * does not wait: it closes everything and returns; the closed callbacks
+ * follow on their connections' threads (the caller's own right after the
+ * current callback returns). Waiting there could deadlock two callbacks
+ * stopping at once. A later tcp_server_stop or tcp_server_free from
+ * outside the callbacks waits for every remaining callback, so the pattern
+ * "stop in a callback, then free in main" is safe. A callback that stops a
+ * different server waits for that server's callbacks: do not build cycles.
+ * The server can be started again after stop. */
 void tcp_server_stop(tcp_server *s);
 
 /* Queue len bytes for client_id; the library copies them before returning.
@@ -363,12 +379,32 @@ void tcp_server_stop(tcp_server *s);
  * closed callback runs). Never blocks on the network. */
 int tcp_send_msg(tcp_server *s, int client_id, const void *data, size_t len);
 
+/* Wait up to timeout_ms until everything queued for client_id (0: for
+ * every client) was written. Returns 0 when nothing is left, TCP_ERR_TIMEOUT,
+ * TCP_ERR_NO_CLIENT (also when the connection closed before its data was
+ * written) or TCP_ERR_NOT_RUNNING. Writing happens on library threads, so
+ * this works from a callback too, but it holds up that connection's events
+ * meanwhile. */
+int tcp_server_flush(tcp_server *s, int client_id, int timeout_ms);
+
+/* Queue many messages with one call (for hosts where a call costs much, as
+ * Python). buf holds count records in the event-queue format (see
+ * "Event queue" below): per record a TCP_EVENT_HEADER_SIZE header whose
+ * client_id and len fields are used (kind and code are ignored, write 0),
+ * then len bytes of message. Each message is queued as by tcp_send_msg, in
+ * order. Returns the number queued; a refused message is skipped and the
+ * last error says why. TCP_ERR_INVALID_ARG when buf ends inside a record
+ * (the records before it are queued). */
+int tcp_server_send_batch(tcp_server *s, const void *buf, size_t len,
+                          size_t count);
+
 /* Queue the same message for every connected client. Returns the number of
  * clients it was queued for. */
 int tcp_server_broadcast(tcp_server *s, const void *data, size_t len);
 
-/* Close one client's connection (its closed callback follows). Returns 0
- * or TCP_ERR_NO_CLIENT. */
+/* Close one client's connection, after up to TCP_OPT_LINGER_MS for its
+ * queued data to be written (its closed callback follows). Returns 0 or
+ * TCP_ERR_NO_CLIENT. */
 int tcp_server_close_client(tcp_server *s, int client_id);
 
 /* The ids of the connected (established) clients. Client ids are > 0 and
@@ -457,14 +493,20 @@ int tls_client_start(tcp_client *c, const char *host, int port,
  * connection). */
 int tcp_client_is_running(const tcp_client *c);
 
-/* Close the connection; the closed callback runs once (if it has not yet)
- * and no callback of this client runs after stop returns -- unless stop is
- * called from inside one, in which case the closed callback runs right
- * after that callback returns. Idempotent; safe if never started. */
+/* Close the connection, after up to TCP_OPT_LINGER_MS for queued data to
+ * be written; the closed callback runs once (if it has not yet) and no
+ * callback of this client runs after stop returns -- unless stop is called
+ * from inside one, in which case the closed callback runs right after that
+ * callback returns. Idempotent; safe if never started. */
 void tcp_client_stop(tcp_client *c);
 
 /* Queue bytes for the server (see tcp_send_msg). Returns 1 or 0. */
 int tcp_client_send(tcp_client *c, const void *data, size_t len);
+
+/* Wait up to timeout_ms until everything queued was written: 0,
+ * TCP_ERR_TIMEOUT, or TCP_ERR_NOT_RUNNING (the connection is not up; what
+ * was queued is lost). */
+int tcp_client_flush(tcp_client *c, int timeout_ms);
 
 /* One subject field of the server's certificate (TLS only), as
  * get_subj_part; it stays readable after the connection ended, until the

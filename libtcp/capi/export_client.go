@@ -188,6 +188,16 @@ func tcp_client_send(c *C.tcp_client, data unsafe.Pointer, n C.size_t) (rc C.int
 	return 1
 }
 
+//export tcp_client_flush
+func tcp_client_flush(c *C.tcp_client, timeoutMS C.int) (rc C.int) {
+	o := lookupClient(c)
+	if o == nil {
+		return C.int(engine.ErrInvalidArg)
+	}
+	defer catch(&rc, &o.errs)
+	return o.errs.result(o.cl.Flush(msDuration(timeoutMS)))
+}
+
 //export tcp_client_server_subj_part
 func tcp_client_server_subj_part(c *C.tcp_client, nid C.int, buf *C.char, buflen C.size_t) (rc C.int) {
 	o := lookupClient(c)

@@ -6,6 +6,8 @@ package main
 import "C"
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -216,6 +218,64 @@ func tcp_send_msg(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size_t) (r
 		return 0
 	}
 	return 1
+}
+
+//export tcp_server_send_batch
+func tcp_server_send_batch(s *C.tcp_server, buf unsafe.Pointer, n C.size_t, count C.size_t) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil || (buf == nil && n > 0) {
+		return C.int(engine.ErrInvalidArg)
+	}
+	defer catch(&rc, &o.errs)
+	sent, err := sendRecords(goBytes(buf, n), int(count), o.srv.Send)
+	if err != nil {
+		o.errs.set(err)
+		if sent == 0 && engine.CodeOf(err) == engine.ErrInvalidArg {
+			return C.int(engine.ErrInvalidArg)
+		}
+	}
+	return C.int(sent)
+}
+
+// sendRecords queues each record of buf (event-queue format) with send and
+// returns how many were queued, and the last refusal.
+func sendRecords(buf []byte, count int, send func(id int, msg []byte) error) (int, error) {
+	sent := 0
+	var last error
+	for i := 0; i < count; i++ {
+		if len(buf) < engine.EventHeaderSize {
+			return sent, &engine.Error{Code: engine.ErrInvalidArg, Reason: fmt.Sprintf("record %d: buffer ends inside its header", i)}
+		}
+		id := int(int32(binary.NativeEndian.Uint32(buf[4:])))
+		size := engine.EventHeaderSize + int(binary.NativeEndian.Uint32(buf[12:]))
+		if len(buf) < size {
+			return sent, &engine.Error{Code: engine.ErrInvalidArg, Reason: fmt.Sprintf("record %d: buffer ends inside its data", i)}
+		}
+		if err := send(id, buf[engine.EventHeaderSize:size]); err != nil {
+			last = err
+		} else {
+			sent++
+		}
+		buf = buf[size:]
+	}
+	return sent, last
+}
+
+//export tcp_server_flush
+func tcp_server_flush(s *C.tcp_server, id C.int, timeoutMS C.int) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return C.int(engine.ErrInvalidArg)
+	}
+	defer catch(&rc, &o.errs)
+	return o.errs.result(o.srv.Flush(int(id), msDuration(timeoutMS)))
+}
+
+func msDuration(ms C.int) time.Duration {
+	if ms < 0 {
+		return 0
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 //export tcp_server_broadcast

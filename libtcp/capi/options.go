@@ -18,6 +18,7 @@ const (
 	optEventQueue        = 7
 	optEventQueueLimit   = 8
 	optReusePort         = 9
+	optLingerMS          = 10
 	optBindAddress       = 100
 )
 
@@ -74,6 +75,11 @@ func applyIntOption(o *engine.Options, q *queueSettings, opt int, v int64) error
 		q.limit = int(v)
 	case optReusePort:
 		o.ReusePort = v != 0
+	case optLingerMS:
+		if v < 0 {
+			return badValue(opt, v)
+		}
+		o.Linger = time.Duration(v) * time.Millisecond
 	default:
 		return unknownOption(opt)
 	}

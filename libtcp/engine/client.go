@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Client is one TCP or TLS connection to a server. Its events go to a
@@ -187,20 +188,25 @@ func (cl *Client) Running() bool {
 	return cl.running
 }
 
-// Stop closes the connection and returns when the handler has received
-// Closed -- unless called from the handler, whose Closed then follows.
-// It also aborts a Start in progress.
+// Stop closes the connection -- after up to Options.Linger for queued data
+// to be written -- and returns when the handler has received Closed, unless
+// called from the handler, whose Closed then follows. It also aborts a
+// Start in progress.
 func (cl *Client) Stop() {
 	cl.mu.Lock()
 	if cl.cancel != nil {
 		cl.cancel()
 	}
 	c := cl.c
+	wasRunning := cl.running
 	cl.running = false
-	h := cl.handler
+	h, linger := cl.handler, cl.opts.Linger
 	cl.mu.Unlock()
 	if c == nil {
 		return
+	}
+	if wasRunning {
+		c.waitDrained(linger)
 	}
 	if lc, ok := h.(lifecycle); ok {
 		lc.stopping()
@@ -233,6 +239,18 @@ func (cl *Client) Send(msg []byte) error {
 		return err
 	}
 	return nil
+}
+
+// Flush waits up to timeout until everything queued was written.
+func (cl *Client) Flush(timeout time.Duration) error {
+	c, err := cl.live()
+	if err != nil {
+		return err
+	}
+	if err := c.waitDrained(timeout); err != nil && CodeOf(err) == ErrNoClient {
+		return newError(ErrNotRunning, err, "connection closed")
+	}
+	return err
 }
 
 // LocalPort returns the local port of the connection.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Receive buffers start small and grow only for long messages, so that
@@ -34,9 +35,11 @@ type conn struct {
 	out       []byte // queued bytes, framed
 	spare     []byte // the writer's previous buffer, reused
 	limit     int
-	dead      bool   // closed: sends refused
-	quiet     bool   // closed on purpose (stop, close): no error event
-	writeErr  *Error // first write failure
+	dead      bool          // closed: sends refused
+	quiet     bool          // closed on purpose (stop, close): no error event
+	writeErr  *Error        // first write failure
+	writing   bool          // the writer holds bytes it has not written yet
+	drained   chan struct{} // closed when out is empty and nothing is being written
 	wake      chan struct{}
 	deadCh    chan struct{}
 	done      chan struct{} // reader goroutine finished, after Closed
@@ -98,6 +101,7 @@ func (c *conn) writeLoop() {
 		buf := c.out
 		c.out = c.spare[:0]
 		c.spare = nil
+		c.writing = len(buf) > 0
 		c.mu.Unlock()
 		if len(buf) == 0 {
 			continue
@@ -112,11 +116,49 @@ func (c *conn) writeLoop() {
 			c.close(false)
 			return
 		}
+		c.mu.Lock()
 		if cap(buf) <= maxIdleSendBuffer {
-			c.mu.Lock()
 			c.spare = buf[:0]
-			c.mu.Unlock()
 		}
+		c.writing = false
+		if len(c.out) == 0 && c.drained != nil {
+			close(c.drained)
+			c.drained = nil
+		}
+		c.mu.Unlock()
+	}
+}
+
+// waitDrained waits up to timeout until everything queued was written (to
+// the kernel; for TLS, encrypted first).
+func (c *conn) waitDrained(timeout time.Duration) error {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return newError(ErrNoClient, nil, "connection %d closed", c.id)
+	}
+	if len(c.out) == 0 && !c.writing {
+		c.mu.Unlock()
+		return nil
+	}
+	if timeout <= 0 {
+		c.mu.Unlock()
+		return newError(ErrTimeout, nil, "data still queued for connection %d", c.id)
+	}
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	ch := c.drained
+	c.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-c.deadCh:
+		return newError(ErrNoClient, nil, "connection %d closed before its data was written", c.id)
+	case <-t.C:
+		return newError(ErrTimeout, nil, "data still queued for connection %d after %v", c.id, timeout)
 	}
 }
 

@@ -25,6 +25,7 @@ type Options struct {
 	SendQueueLimit     int           // bytes queued per connection; 0 = no limit
 	ReusePort          bool          // SO_REUSEPORT on the listener
 	BindAddress        string        // server: "" = all interfaces
+	Linger             time.Duration // stop/close first wait this long for queued data to be written
 }
 
 // DefaultOptions returns the defaults documented in include/tcpgo.h.
@@ -33,5 +34,6 @@ func DefaultOptions() Options {
 		ConnectTimeout: 10 * time.Second,
 		NoDelay:        true,
 		SendQueueLimit: 64 << 20,
+		Linger:         time.Second,
 	}
 }

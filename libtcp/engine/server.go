@@ -131,40 +131,65 @@ func (s *Server) Running() bool {
 
 // Stop closes the listener and every connection, lets each established
 // connection report Closed, and returns when no handler call of this server
-// runs any more -- except the caller's own, when Stop is called from a
-// handler: that connection's Closed follows when the handler returns.
+// runs any more. Data queued for sending gets up to Options.Linger to be
+// written first.
+//
+// Called from inside a handler of this server, Stop closes everything but
+// does not wait: two handlers stopping at once would otherwise wait for each
+// other. A later Stop from outside the handlers (or the owner's release)
+// waits for every remaining call.
 func (s *Server) Stop() {
+	me := goroutineID()
 	s.mu.Lock()
-	if !s.running {
-		s.mu.Unlock()
-		return
-	}
+	wasRunning := s.running
 	s.running = false
 	ln := s.ln
 	s.ln = nil
+	linger := s.opts.Linger
 	snapshot := make([]*conn, 0, len(s.conns))
+	inHandler := false
 	for _, c := range s.conns {
 		snapshot = append(snapshot, c)
+		inHandler = inHandler || c.goid.Load() == me
 	}
-	h := s.handler
+	lc, _ := s.handler.(lifecycle)
 	s.mu.Unlock()
 
-	lc, _ := h.(lifecycle)
-	if lc != nil {
-		lc.stopping()
+	if wasRunning {
+		if lc != nil {
+			lc.stopping()
+		}
+		ln.Close()
+		drainAll(snapshot, linger)
 	}
-	ln.Close()
 	for _, c := range snapshot {
 		c.close(true)
 	}
-	me := goroutineID()
-	for _, c := range snapshot {
-		if c.goid.Load() != me {
-			<-c.done
-		}
+	if inHandler {
+		return
 	}
-	if lc != nil {
+	for _, c := range snapshot {
+		<-c.done
+	}
+	s.mu.Lock()
+	idle := !s.running
+	s.mu.Unlock()
+	if lc != nil && idle {
 		lc.stopped()
+	}
+}
+
+// drainAll gives the established connections' queued data until linger to
+// be written.
+func drainAll(conns []*conn, linger time.Duration) {
+	if linger <= 0 {
+		return
+	}
+	deadline := time.Now().Add(linger)
+	for _, c := range conns {
+		if c.established.Load() {
+			c.waitDrained(time.Until(deadline))
+		}
 	}
 }
 
@@ -327,13 +352,39 @@ func (s *Server) Broadcast(msg []byte) int {
 	return n
 }
 
-// CloseClient closes one client's connection; its Closed follows.
+// CloseClient closes one client's connection after up to Options.Linger
+// for its queued data to be written; its Closed follows.
 func (s *Server) CloseClient(id int) error {
 	c, err := s.client(id)
 	if err != nil {
 		return err
 	}
+	c.waitDrained(s.Options().Linger)
 	c.close(true)
+	return nil
+}
+
+// Flush waits up to timeout until everything queued for client id (0: for
+// every client) was written to the socket.
+func (s *Server) Flush(id int, timeout time.Duration) error {
+	if id != 0 {
+		c, err := s.client(id)
+		if err != nil {
+			return err
+		}
+		return c.waitDrained(timeout)
+	}
+	if !s.Running() {
+		return newError(ErrNotRunning, nil, "server not running")
+	}
+	deadline := time.Now().Add(timeout)
+	for _, id := range s.ClientIDs() {
+		if c, err := s.client(id); err == nil {
+			if err := c.waitDrained(time.Until(deadline)); CodeOf(err) == ErrTimeout {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
