@@ -359,7 +359,8 @@ int tcp_server_is_running(const tcp_server *s);
  * started. tcp_server_is_running turns 0 at once.
  *
  * Called from inside a callback of this server it does not deadlock and
- * does not wait: it closes everything and returns; the closed callbacks
+ * does not wait for callbacks (only, up to TCP_OPT_LINGER_MS, for queued
+ * data to be written): it closes everything and returns; the closed callbacks
  * follow on their connections' threads (the caller's own right after the
  * current callback returns). Waiting there could deadlock two callbacks
  * stopping at once. A later tcp_server_stop or tcp_server_free from

@@ -230,7 +230,7 @@ func tcp_server_send_batch(s *C.tcp_server, buf unsafe.Pointer, n C.size_t, coun
 	sent, err := sendRecords(goBytes(buf, n), int(count), o.srv.Send)
 	if err != nil {
 		o.errs.set(err)
-		if sent == 0 && engine.CodeOf(err) == engine.ErrInvalidArg {
+		if engine.CodeOf(err) == engine.ErrInvalidArg { // a cut-off buffer
 			return C.int(engine.ErrInvalidArg)
 		}
 	}

@@ -247,7 +247,8 @@ func (cl *Client) Flush(timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if err := c.waitDrained(timeout); err != nil && CodeOf(err) == ErrNoClient {
+	err = c.waitDrained(timeout)
+	if CodeOf(err) == ErrNoClient {
 		return newError(ErrNotRunning, err, "connection closed")
 	}
 	return err

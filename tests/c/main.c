@@ -8,10 +8,11 @@ extern const test_case client_tests[];
 extern const test_case tls_tests[];
 extern const test_case event_tests[];
 extern const test_case signal_tests[];
+extern const test_case delivery_tests[];
 
 static const test_case *const suites[] = {
     api_tests, server_tests, client_tests, tls_tests, event_tests, signal_tests,
-    NULL};
+    delivery_tests, NULL};
 
 /* Certificates are made once per run, in the runner, and shared by every
  * test process through the environment. */
