@@ -115,7 +115,8 @@ enum tcp_start_code {
   TCP_START_CREATE_SOCKET = 40,   /* socket() failed */
   TCP_START_SET_SOCKET_OPT = 41,  /* setsockopt() failed */
   TCP_START_BIND_PORT = 42,       /* bind() failed: port in use, no rights */
-  TCP_START_LISTEN = 43,          /* listen() failed, or bad bind address */
+  TCP_START_LISTEN = 43,          /* listen() failed, or the bind address
+                                     is not an IP address or known name */
   TCP_START_CONNECT = 50,         /* client: refused, unreachable, timed out,
                                      host name not resolved */
   TCP_START_CONNECT_INIT = 60     /* client: TLS handshake failed */

@@ -144,10 +144,10 @@ func (cl *Client) start(host string, port int, files *TLSFiles) error {
 	}
 	cl.running = true
 	cl.c = c
-	cl.mu.Unlock()
 	if lc, ok := h.(lifecycle); ok {
 		lc.started()
 	}
+	cl.mu.Unlock()
 	go c.writeLoop()
 	go cl.serve(c, h)
 	return nil
@@ -176,9 +176,11 @@ func (cl *Client) serve(c *conn, h Handler) {
 		h.Error(0, reason)
 	}
 	h.Closed(0)
-	if lc, ok := h.(lifecycle); ok {
+	cl.mu.Lock()
+	if lc, ok := h.(lifecycle); ok && cl.c == c { // not restarted meanwhile
 		lc.stopped()
 	}
+	cl.mu.Unlock()
 }
 
 // Running reports whether the client is connected.

@@ -29,6 +29,7 @@ type conn struct {
 	remotePort  int
 	peerSubject *pkix.Name // verified peer certificate's subject; nil if none
 	established atomic.Bool
+	closing     atomic.Bool  // set by close: no Message call after it
 	goid        atomic.Int64 // goroutine that delivers this connection's events
 
 	mu        sync.Mutex
@@ -165,6 +166,7 @@ func (c *conn) waitDrained(timeout time.Duration) error {
 // close shuts the connection once; quiet marks a close we asked for, which
 // is not reported as an error.
 func (c *conn) close(quiet bool) {
+	c.closing.Store(true)
 	c.mu.Lock()
 	if quiet {
 		c.quiet = true
@@ -185,7 +187,11 @@ func (c *conn) close(quiet bool) {
 func (c *conn) readLoop(dec Decoder, maxMsg int, h Handler) *Error {
 	buf := make([]byte, initialReadBuffer)
 	start, end := 0, 0
-	emit := func(m []byte) { h.Message(c.id, m) }
+	emit := func(m []byte) {
+		if !c.closing.Load() {
+			h.Message(c.id, m)
+		}
+	}
 	for {
 		if end == len(buf) {
 			if start > 0 {

@@ -163,6 +163,9 @@ func (s *Server) Stop() {
 		drainAll(snapshot, linger)
 	}
 	for _, c := range snapshot {
+		// No longer a client, even while its Closed is still to come
+		// after a quick restart.
+		c.established.Store(false)
 		c.close(true)
 	}
 	if inHandler {
@@ -187,9 +190,7 @@ func drainAll(conns []*conn, linger time.Duration) {
 	}
 	deadline := time.Now().Add(linger)
 	for _, c := range conns {
-		if c.established.Load() {
-			c.waitDrained(time.Until(deadline))
-		}
+		c.waitDrained(time.Until(deadline))
 	}
 }
 
@@ -284,6 +285,9 @@ func handshakeServer(c *conn, cfg *tls.Config, timeout time.Duration) *Error {
 		tc.SetDeadline(time.Now().Add(timeout))
 	}
 	if err := tc.Handshake(); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return newError(ErrTimeout, err, "TLS handshake of client %s", net.JoinHostPort(c.remoteIP, strconv.Itoa(c.remotePort)))
+		}
 		return newError(ErrHandshake, err, "client %s", net.JoinHostPort(c.remoteIP, strconv.Itoa(c.remotePort)))
 	}
 	tc.SetDeadline(time.Time{})
