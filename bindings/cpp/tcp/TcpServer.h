@@ -18,15 +18,16 @@ class TcpServer : public detail::ServerBase {
 
   // Fragmented mode: every sent message gets the delimiter appended, and
   // received bytes are split at it. messageMaxLen limits messages (without
-  // delimiter) in both directions; the default means "no limit". A peer
-  // that sends a longer message is disconnected (v2 dropped the message).
+  // delimiter) in both directions; the default means "no limit" (0 means the
+  // library's default, 16 MiB). A peer that sends a longer message is
+  // disconnected (v2 dropped the message).
   TcpServer(const char delimiter,
             const size_t messageMaxLen = std::numeric_limits<size_t>::max() - 1)
       : ServerBase(delimiter, messageMaxLen) {}
 
   TcpServer(TcpServer &&) noexcept = default;
   TcpServer &operator=(TcpServer &&) noexcept = default;
-  ~TcpServer() override = default;
+  ~TcpServer() override { stop(); }  // closed workers run while *this is whole
 
   // Starts listening on port (1..65535) and returns when the socket accepts
   // connections: SERVER_START_OK, SERVER_ERROR_START_WRONG_PORT, or 40..43

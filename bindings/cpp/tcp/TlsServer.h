@@ -26,7 +26,7 @@ class TlsServer : public detail::ServerBase {
 
   TlsServer(TlsServer &&) noexcept = default;
   TlsServer &operator=(TlsServer &&) noexcept = default;
-  ~TlsServer() override = default;
+  ~TlsServer() override { stop(); }
 
   // Starts a TLS server on port (1..65535). pathToCaCert: PEM file of the CA
   // that client certificates must be signed by (clients without one are

@@ -23,7 +23,7 @@ struct ClientState {
 
   ClientState(std::ostream *os, bool fragmented, char delimiter, size_t maxLen)
       : continuous(!fragmented), out(os) {
-    handle = fragmented ? ::tcp_client_new_fragmented(delimiter, abiMaxLen(maxLen))
+    handle = fragmented ? ::tcp_client_new_fragmented(delimiter, maxLen)
                         : ::tcp_client_new();
     if (!handle) throw std::bad_alloc();
     ::tcp_client_set_on_message(handle, &ClientState::onMessage, this);
@@ -76,9 +76,11 @@ class ClientBase {
 
   // ---- v2 API ----
 
-  // Closes the connection. Idempotent; safe if never started. When it
-  // returns no worker of this client runs any more (unless called from a
-  // worker of this client).
+  // Closes the connection, after giving queued data up to the linger time
+  // (default 1 s, see setLinger) to be written. Idempotent; safe if never
+  // started. When it returns no worker of this client runs any more (unless
+  // called from a worker of this client: the closed worker then runs right
+  // after the calling worker returns).
   void stop() {
     if (s_) ::tcp_client_stop(s_->handle);
   }
@@ -125,6 +127,16 @@ class ClientBase {
   int setConnectTimeout(const int milliseconds) {
     return setOption(TCP_OPT_CONNECT_TIMEOUT_MS, milliseconds);
   }
+
+  // Waits up to timeoutMs until everything queued was written; false on
+  // timeout or when the connection is down.
+  bool flush(const int timeoutMs = 5000) {
+    return s_ && ::tcp_client_flush(s_->handle, timeoutMs) == 0;
+  }
+
+  // Milliseconds stop() gives queued data to be written before closing
+  // (default 1000; 0 discards it).
+  int setLinger(const int milliseconds) { return setOption(TCP_OPT_LINGER_MS, milliseconds); }
 
   // The local port of the connection, or -1 when not connected.
   int getLocalPort() const {

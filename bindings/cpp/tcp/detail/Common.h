@@ -185,7 +185,7 @@ std::string fetchString(F &&f, int *code = nullptr) {
   int n = f(small, sizeof small);
   if (code) *code = n < 0 ? n : 0;
   if (n < 0) return std::string();
-  if (static_cast<size_t>(n) < sizeof small) return std::string(small, n);
+  if (static_cast<size_t>(n) < sizeof small) return std::string(small, static_cast<size_t>(n));
   for (int tries = 0; tries < 4; tries++) {
     std::string s(static_cast<size_t>(n) + 1, '\0');
     int m = f(&s[0], s.size());
@@ -200,15 +200,6 @@ std::string fetchString(F &&f, int *code = nullptr) {
     n = m;  // grew in between; try again
   }
   return std::string();
-}
-
-// The maximum message length handed to the library. v2's default,
-// numeric_limits<size_t>::max() - 1, means "no limit"; the library takes the
-// largest value it can represent for that. 0 selects the library's default
-// (TCP_DEFAULT_MAX_MESSAGE, 16 MiB).
-inline size_t abiMaxLen(size_t v) noexcept {
-  const size_t cap = static_cast<size_t>(std::numeric_limits<std::ptrdiff_t>::max());
-  return v > cap ? cap : v;
 }
 
 }  // namespace detail

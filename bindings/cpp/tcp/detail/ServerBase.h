@@ -27,7 +27,7 @@ struct ServerState {
   std::map<int, std::unique_ptr<std::ostream>> streams;
 
   ServerState(bool fragmented, char delimiter, size_t maxLen) : continuous(!fragmented) {
-    handle = fragmented ? ::tcp_server_new_fragmented(delimiter, abiMaxLen(maxLen))
+    handle = fragmented ? ::tcp_server_new_fragmented(delimiter, maxLen)
                         : ::tcp_server_new();
     if (!handle) throw std::bad_alloc();
     ::tcp_server_set_on_established(handle, &ServerState::onEstablished, this);
@@ -131,11 +131,14 @@ class ServerBase {
 
   // ---- v2 API ----
 
-  // Stops the server: closes the listener and every connection, runs the
-  // closed worker for each client and returns when no worker of this server
-  // runs any more (except the calling one, when stop() is called from a
-  // worker: that connection's closed worker then runs right after the
-  // calling worker returns). Idempotent; safe on a server never started.
+  // Stops the server: closes the listener, gives data still queued up to
+  // the linger time (default 1 s, see setLinger) to be written, closes every
+  // connection, runs the closed worker for each client and returns when no
+  // worker of this server runs any more. Idempotent; safe on a server never
+  // started. Called from a worker it does not wait: it closes everything
+  // and returns, and the closed workers follow (the calling connection's
+  // right after the calling worker returns); a later stop() or the
+  // destructor waits for them.
   void stop() {
     if (s_) ::tcp_server_stop(s_->handle);
   }
@@ -224,10 +227,22 @@ class ServerBase {
     return s_ ? ::tcp_server_broadcast(s_->handle, msg.data(), msg.size()) : 0;
   }
 
-  // Closes one client's connection (its closed worker follows).
+  // Closes one client's connection after its queued data was written (up
+  // to the linger time); its closed worker follows.
   bool closeClient(const int clientId) {
     return s_ && ::tcp_server_close_client(s_->handle, clientId) == 0;
   }
+
+  // Waits up to timeoutMs until everything queued for clientId (0: for
+  // every client) was written. True when nothing is left; false on timeout,
+  // for an unknown client, or when the connection closed first.
+  bool flush(const int clientId = 0, const int timeoutMs = 5000) {
+    return s_ && ::tcp_server_flush(s_->handle, clientId, timeoutMs) == 0;
+  }
+
+  // Milliseconds stop() and closeClient() give queued data to be written
+  // before closing (default 1000; 0 discards it). Set before start().
+  int setLinger(const int milliseconds) { return setOption(TCP_OPT_LINGER_MS, milliseconds); }
 
   // The client's TCP port, or -1 for an unknown id.
   int getClientPort(const int clientId) const {
