@@ -14,7 +14,6 @@ import atexit
 import ctypes
 import enum
 import logging
-import os
 import struct
 import threading
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
@@ -43,6 +42,7 @@ OPT_SEND_QUEUE_LIMIT = 6
 OPT_EVENT_QUEUE = 7
 OPT_EVENT_QUEUE_LIMIT = 8
 OPT_REUSEPORT = 9
+OPT_LINGER_MS = 10
 OPT_BIND_ADDRESS = 100
 
 POLL_TIMEOUT_MS = 50

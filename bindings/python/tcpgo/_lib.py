@@ -73,7 +73,8 @@ def _candidates() -> List[str]:
             cands.append(os.path.join(d, name))
     # 5. a source checkout: bindings/python/tcpgo -> repo root
     root = _HERE.parent.parent.parent
-    cands.append(str(root / "build" / "lib" / LIBNAME))
+    if (root / "include" / "tcpgo.h").is_file():
+        cands.append(str(root / "build" / "lib" / LIBNAME))
     return cands
 
 
@@ -103,9 +104,10 @@ def locate() -> str:
         return found
     _tried[:] = tried
     raise ImportError(
-        "tcpgo: cannot find the tcpgo C library (libtcpserver.so). Build it with `make` "
-        "in the tcpgo source tree and install it with `make install` (or `pip install "
-        "./bindings/python` after `make`), or set TCPGO_LIBRARY=/path/to/libtcpserver.so. "
+        "tcpgo: cannot find the tcpgo C library (libtcpserver.so). In the tcpgo source "
+        "tree run `make` to build it, then `make install` (library and Python package) or "
+        "`pip install ./bindings/python` (which bundles the built library), or set "
+        "TCPGO_LIBRARY=/path/to/libtcpserver.so. "
         "Looked in: " + ", ".join(dict.fromkeys(os.path.dirname(t) for t in tried)))
 
 
@@ -157,6 +159,28 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn = getattr(lib, name)
         fn.restype = res
         fn.argtypes = args
+    # Added to the header after 0.1.0's first build: used when present.
+    optional: dict = {
+        "tcp_client_flush": (i, [vp, i]),
+        "tcp_server_flush": (i, [vp, i, i]),
+        "tcp_server_send_batch": (i, [vp, cp, sz, sz]),
+    }
+    for name, (res, args) in optional.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            continue
+        fn.restype = res
+        fn.argtypes = args
+
+
+def has(name: str) -> bool:
+    """True when the loaded library exports the (optional) function ``name``."""
+    try:
+        getattr(lib(), name)
+        return True
+    except AttributeError:
+        return False
 
 
 def lib() -> Any:

@@ -58,7 +58,8 @@ class TcpClient(Endpoint):
                  connect_timeout: Optional[float] = None,
                  nodelay: bool = True,
                  send_queue_limit: Optional[int] = None,
-                 event_queue_limit: Optional[int] = None) -> None:
+                 event_queue_limit: Optional[int] = None,
+                 linger: Optional[float] = None) -> None:
         super().__init__()
         self._delimiter = parse_delimiter(delimiter)
         if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
@@ -91,6 +92,8 @@ class TcpClient(Endpoint):
             self._set_option(_core.OPT_SEND_QUEUE_LIMIT, send_queue_limit)  # type: ignore[arg-type]
         if check_limit("event_queue_limit", event_queue_limit) is not None:
             self._set_option(_core.OPT_EVENT_QUEUE_LIMIT, event_queue_limit)  # type: ignore[arg-type]
+        if linger is not None:
+            self._set_option(_core.OPT_LINGER_MS, seconds_to_ms(linger))
         self._send_fn = L.tcp_client_send
 
     def _set_option(self, option: int, value: int) -> None:
@@ -196,18 +199,29 @@ class TcpClient(Endpoint):
         return _maybe_timeout(err, elapsed, self._connect_timeout)
 
     def stop(self) -> None:
-        """Close the connection; ``on_closed`` runs once (if it has not yet) and no
-        handler of this client runs after stop returns (unless called from a
-        handler). Messages already received stay available to :meth:`recv`.
-        Idempotent; the client can connect again."""
+        """Close the connection, after up to ``linger`` seconds (default 1) for
+        what was sent to be written; ``on_closed`` runs once (if it has not
+        yet) and no handler of this client runs after stop returns (unless
+        called from a handler). Messages already received stay available to
+        :meth:`recv`. Idempotent; the client can connect again."""
         h = self._h
         if h is None:
             return
         _lib.lib().tcp_client_stop(h)
         self._join_dispatcher()
 
+    def flush(self, timeout: Optional[float] = 2.0) -> bool:
+        """Wait up to ``timeout`` seconds until everything sent so far was written
+        to the network; True when it was, False on timeout or when the
+        connection is gone (what was queued is then lost)."""
+        L = _lib.lib()
+        if not _lib.has("tcp_client_flush"):
+            return False
+        ms = 0 if timeout is None else max(0, int(timeout * 1000))
+        return L.tcp_client_flush(self._handle(), ms) == 0
+
     def close(self) -> None:
-        """Stop the client and release its resources."""
+        """Stop the client (see :meth:`stop`) and release its resources."""
         if self._h is None:
             return
         if _lib.forked():
@@ -268,7 +282,8 @@ class TcpClient(Endpoint):
         """Queue ``data`` (bytes, or str as UTF-8) for the server; never blocks.
 
         Raises :class:`ValueError` when the message holds the delimiter or is
-        longer than ``max_len``, :class:`tcpgo.SendError` when not connected or
+        longer than ``max_len``, :class:`tcpgo.ConnectionClosedError` when the
+        connection has ended, :class:`tcpgo.SendError` when never connected or
         the send queue is full.
         """
         if type(data) is not bytes:
@@ -289,6 +304,14 @@ class TcpClient(Endpoint):
         if self._h is None:
             raise SendError(f"{self._what()} is closed")
         reason = self._last_error()
+        if self._connected_once and not self.connected:
+            # The connection ended (the server closed it, or rejected our TLS
+            # certificate): wait briefly for the dispatcher to learn why.
+            if threading.current_thread() is not self._thread:
+                self._done.wait(1.0)
+            why = self._closed_reason
+            raise ConnectionClosedError("cannot send: connection closed"
+                                        + (f": {why.message}" if why else ""))
         raise SendError("cannot send" + (f": {reason}" if reason else ""), reason)
 
     def recv(self, timeout: Optional[float] = None) -> bytes:

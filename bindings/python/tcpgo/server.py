@@ -6,16 +6,20 @@ import ctypes
 import os
 import threading
 import weakref
+from threading import get_ident
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _core, _lib
 from ._core import (EV_CLOSED, EV_ERROR, EV_ESTABLISHED, EV_MESSAGE, HEADER, HEADER_SIZE,
                     Data, Endpoint, F, as_bytes, check_limit, check_port, field_nid,
                     parse_delimiter)
-from .errors import (ErrorCode, NoClientError, NotRunningError, SendError, StartCode,
-                     StartError, start_error)
+from .errors import (ErrorCode, NoClientError, NotRunningError, SendError, StartError,
+                     start_error)
 
 __all__ = ["TcpServer", "TlsServer"]
+
+_pack_header = HEADER.pack
+_MAX_PENDING_BYTES = 1 << 20  # queue a handler's batched sends at least every MiB
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -67,6 +71,20 @@ class TcpServer(Endpoint):
     (bytes of received data waiting for the dispatcher before the library stops
     reading, default 16 MiB).
 
+    ``linger`` (seconds, default 1) is how long :meth:`stop` and
+    :meth:`close_client` first wait for queued data to be written.
+
+    Sends made by handlers are batched: a :meth:`send` called from a handler
+    (on the dispatcher thread) is queued in the library, together with the
+    other sends of the same batch of events, when the batch has been handled
+    (or earlier, before a :meth:`close_client`, :meth:`flush`, :meth:`stop`...
+    of the same handler), with one library call; that is what makes a tcpgo
+    echo server fast. A message that the library then refuses (the client has
+    gone, its send queue is full) is logged and reported to ``on_error`` as a
+    :class:`tcpgo.SendError` with client id 0, instead of being raised by
+    :meth:`send`. ``batch_sends=False`` queues every message at once (and
+    raises). Sends from other threads are always immediate.
+
     A running server keeps itself alive (like a running thread) until
     :meth:`stop`, :meth:`close`, the end of a ``with`` block, or interpreter
     exit, when every server is stopped and queued events are dropped.
@@ -85,7 +103,9 @@ class TcpServer(Endpoint):
                  on_error: Optional[ErrorHandler] = None,
                  nodelay: bool = True, reuse_port: bool = False,
                  send_queue_limit: Optional[int] = None,
-                 event_queue_limit: Optional[int] = None) -> None:
+                 event_queue_limit: Optional[int] = None,
+                 linger: Optional[float] = None,
+                 batch_sends: bool = True) -> None:
         super().__init__()
         self._delimiter = parse_delimiter(delimiter)
         if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
@@ -118,7 +138,16 @@ class TcpServer(Endpoint):
             self._set_option(_core.OPT_SEND_QUEUE_LIMIT, send_queue_limit)  # type: ignore[arg-type]
         if check_limit("event_queue_limit", event_queue_limit) is not None:
             self._set_option(_core.OPT_EVENT_QUEUE_LIMIT, event_queue_limit)  # type: ignore[arg-type]
+        if linger is not None:
+            self._set_option(_core.OPT_LINGER_MS, seconds_to_ms(linger))
         self._send_fn = L.tcp_send_msg
+        # Sends made by handlers on the dispatcher thread are collected and
+        # queued with one tcp_server_send_batch call per event batch.
+        self._batch_fn = getattr(L, "tcp_server_send_batch", None) if batch_sends else None
+        self._batch_tid = 0  # the dispatcher's thread id while it runs handlers
+        self._pending: List[bytes] = []
+        self._pending_count = 0
+        self._pending_bytes = 0
 
     # -- options -----------------------------------------------------------
     def _set_option(self, option: int, value: int) -> None:
@@ -234,6 +263,7 @@ class TcpServer(Endpoint):
         h = self._h
         if h is None:
             return
+        self._send_pending_here()
         _lib.lib().tcp_server_stop(h)
         self._join_dispatcher()
 
@@ -338,20 +368,72 @@ class TcpServer(Endpoint):
         Fragmented mode appends the delimiter. Raises :class:`ValueError` when
         the message holds the delimiter or exceeds ``max_len``, and
         :class:`tcpgo.SendError` when the client is unknown (it may just have
-        disconnected), the server is not running, or the send queue is full.
+        disconnected), the server is not running, or the send queue is full --
+        except inside handlers, where sends are batched (see the class
+        documentation) and such failures go to ``on_error``.
         Messages to one client are sent in the order of the calls.
         """
         if type(data) is not bytes:
             data = as_bytes(data)
+        if self._batch_tid == get_ident():
+            d = self._delimiter
+            if d is not None and (d in data or len(data) > self._max_len):
+                self._check_content(data)
+            n = len(data)
+            self._pending += (_pack_header(0, client_id, 0, n), data)
+            self._pending_count += 1
+            self._pending_bytes += n
+            if self._pending_bytes > _MAX_PENDING_BYTES:
+                self._send_pending()
+            return
         if _lib._forked:
             _lib.check_fork()
         if not self._send_fn(self._h, client_id, data, len(data)):
             self._send_failed(client_id, data)
 
+    def _send_pending_here(self) -> None:
+        """Queue the batched sends first when called from a handler."""
+        if self._pending_count and self._batch_tid == get_ident():
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        count = self._pending_count
+        buf = b"".join(self._pending)
+        self._pending = []
+        self._pending_count = 0
+        self._pending_bytes = 0
+        h = self._h
+        if h is None or self._batch_fn is None:
+            return
+        queued = self._batch_fn(h, buf, len(buf), count)
+        if queued != count:
+            reason = self._last_error()
+            err = SendError(f"{count - max(queued, 0)} of {count} messages sent by handlers "
+                            f"were not queued" + (f": {reason}" if reason else ""), reason)
+            _core.logger.info("tcpgo: %r: %s", self, err)
+            h2 = self._on_error
+            if h2 is not None:
+                try:
+                    h2(0, err)
+                except BaseException as e:
+                    self._handler_failed("on_error", e)
+
+    def flush(self, client_id: int = 0, timeout: Optional[float] = 2.0) -> bool:
+        """Wait up to ``timeout`` seconds until everything queued for ``client_id``
+        (0: for every client) was written; True when it was, False on timeout
+        or when the client is gone."""
+        self._send_pending_here()
+        L = _lib.lib()
+        if not _lib.has("tcp_server_flush"):
+            return False
+        ms = 0 if timeout is None else max(0, int(timeout * 1000))
+        return L.tcp_server_flush(self._handle(), client_id, ms) == 0
+
     def broadcast(self, data: Data) -> int:
         """Queue the message for every connected client; returns how many."""
         data = as_bytes(data)
         self._check_content(data)
+        self._send_pending_here()
         return max(0, _lib.lib().tcp_server_broadcast(self._handle(), data, len(data)))
 
     def _check_content(self, data: bytes) -> None:
@@ -372,7 +454,9 @@ class TcpServer(Endpoint):
                         reason)
 
     def close_client(self, client_id: int) -> None:
-        """Close one client's connection (its ``on_closed`` follows)."""
+        """Close one client's connection (its ``on_closed`` follows), after up to
+        ``linger`` seconds for what was sent to it to be written."""
+        self._send_pending_here()
         rc = _lib.lib().tcp_server_close_client(self._handle(), client_id)
         if rc < 0:
             raise NoClientError(f"no connected client with id {client_id}")
@@ -380,6 +464,18 @@ class TcpServer(Endpoint):
     # -- events ------------------------------------------------------------------
     def _deliver(self, data: bytes, n: int) -> None:
         """Run the handlers for n packed event records (dispatcher thread)."""
+        if self._batch_fn is not None:
+            self._batch_tid = get_ident()
+            try:
+                self._run_handlers(data, n)
+            finally:
+                self._batch_tid = 0
+                if self._pending_count:
+                    self._send_pending()
+        else:
+            self._run_handlers(data, n)
+
+    def _run_handlers(self, data: bytes, n: int) -> None:
         off = 0
         unpack = HEADER.unpack_from
         for _ in range(n):

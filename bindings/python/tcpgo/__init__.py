@@ -1,0 +1,54 @@
+"""tcpgo -- fast TCP and TLS servers and clients for Python.
+
+A typed ctypes binding of ``libtcpserver.so`` (the tcpgo engine, written in
+Go). Events are handed to Python in batches, so a tcpgo echo server serves
+more messages per second than the same server written with asyncio.
+
+Quick start::
+
+    import tcpgo
+
+    server = tcpgo.TcpServer(delimiter="\\n", host="127.0.0.1")
+
+    @server.on_message
+    def echo(client_id: int, data: bytes) -> None:
+        server.send(client_id, data)
+
+    port = server.start(0)                          # a free port
+    print(tcpgo.request("127.0.0.1", port, "hi"))   # b'hi'
+    server.stop()
+
+Classes: :class:`TcpServer`, :class:`TlsServer`, :class:`TcpClient`,
+:class:`TlsClient`; asyncio flavours in :mod:`tcpgo.aio`; helpers
+:func:`request` and :func:`generate_certs`; a CLI: ``python -m tcpgo --help``.
+
+The library is found through ``TCPGO_LIBRARY``, a copy beside this package,
+the path recorded by ``make install``, or the system library path.
+"""
+
+from __future__ import annotations
+
+from . import _lib
+
+_lib.locate()  # ImportError now (not at first use) when the library is missing
+
+from ._core import Nid, stop_all, strerror  # noqa: E402
+from .client import TcpClient, TlsClient  # noqa: E402
+from .errors import (CertificateError, ConnectError, ConnectionClosedError,  # noqa: E402
+                     ConnectTimeoutError, Error, ErrorCode, ForkError, HandshakeError,
+                     InvalidPortError, NoClientError, NotRunningError, PeerError,
+                     PortInUseError, SendError, SocketError, StartCode, StartError,
+                     TlsConfigError)
+from .server import TcpServer, TlsServer  # noqa: E402
+from .util import CertPaths, generate_certs, library_path, library_version, request  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TcpServer", "TlsServer", "TcpClient", "TlsClient", "request", "generate_certs",
+    "CertPaths", "Nid", "StartCode", "ErrorCode", "Error", "StartError", "InvalidPortError",
+    "TlsConfigError", "CertificateError", "SocketError", "PortInUseError", "ConnectError",
+    "ConnectTimeoutError", "HandshakeError", "SendError", "NotRunningError", "NoClientError",
+    "ConnectionClosedError", "PeerError", "ForkError", "stop_all", "strerror",
+    "library_version", "library_path", "__version__",
+]
