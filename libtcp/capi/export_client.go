@@ -6,7 +6,6 @@ package main
 import "C"
 
 import (
-	"sync"
 	"unsafe"
 
 	"github.com/tcpgo/tcpgo/libtcp/engine"
@@ -16,17 +15,14 @@ import (
 type clientObj struct {
 	cl      *engine.Client
 	handler clientHandler
-	errs    lastError
-
-	mu    sync.Mutex
-	qset  queueSettings
-	queue *engine.EventQueue
+	handleState
 }
 
 func newClient(f engine.Framing) *C.tcp_client {
-	o := &clientObj{qset: defaultQueueSettings()}
+	o := &clientObj{}
 	o.handler.cbs.Store(&clientCallbacks{})
 	o.cl = engine.NewClient(f, engine.DefaultOptions(), &o.handler)
+	o.handleState = newHandleState(o.cl)
 	return (*C.tcp_client)(newHandle(o))
 }
 
@@ -58,17 +54,7 @@ func tcp_client_set_option(c *C.tcp_client, opt C.int, value C.longlong) (rc C.i
 		return C.int(engine.ErrInvalidArg)
 	}
 	defer catch(&rc, &o.errs)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	opts, q := o.cl.Options(), o.qset
-	if err := applyIntOption(&opts, &q, int(opt), int64(value)); err != nil {
-		return o.errs.result(err)
-	}
-	if err := o.cl.SetOptions(opts); err != nil {
-		return o.errs.result(err)
-	}
-	o.qset = q
-	return 0
+	return o.setIntOption(opt, value)
 }
 
 //export tcp_client_set_option_str
@@ -78,13 +64,7 @@ func tcp_client_set_option_str(c *C.tcp_client, opt C.int, value *C.char) (rc C.
 		return C.int(engine.ErrInvalidArg)
 	}
 	defer catch(&rc, &o.errs)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	opts := o.cl.Options()
-	if err := applyStringOption(&opts, int(opt), C.GoString(value)); err != nil {
-		return o.errs.result(err)
-	}
-	return o.errs.result(o.cl.SetOptions(opts))
+	return o.setStringOption(opt, value)
 }
 
 //export tcp_client_set_on_message
@@ -108,25 +88,8 @@ func tcp_client_set_on_error(c *C.tcp_client, fn C.tcp_client_error_fn, ud unsaf
 	}
 }
 
-func (o *clientObj) prepareStart() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.cl.Running() {
-		return &engine.Error{Code: engine.ErrAlreadyRunning, Reason: "client already running"}
-	}
-	if !o.qset.enabled {
-		return o.cl.SetHandler(&o.handler)
-	}
-	q := engine.NewEventQueue(o.qset.limit)
-	if err := o.cl.SetHandler(q); err != nil {
-		return err
-	}
-	o.queue = q
-	return nil
-}
-
 func (o *clientObj) start(host *C.char, port C.int, files *engine.TLSFiles) C.int {
-	if err := o.prepareStart(); err != nil {
+	if err := o.prepareStart(&o.handler); err != nil {
 		return o.errs.result(err)
 	}
 	if host == nil {
@@ -242,8 +205,5 @@ func tcp_client_poll(c *C.tcp_client, buf unsafe.Pointer, buflen C.size_t, used 
 		return C.int(engine.ErrInvalidArg)
 	}
 	defer catch(&rc, &o.errs)
-	o.mu.Lock()
-	q, enabled := o.queue, o.qset.enabled
-	o.mu.Unlock()
-	return pollQueue(q, enabled, &o.errs, buf, buflen, used, timeoutMS)
+	return o.poll(buf, buflen, used, timeoutMS)
 }

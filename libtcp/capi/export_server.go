@@ -9,8 +9,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sync"
-	"time"
 	"unsafe"
 
 	"github.com/tcpgo/tcpgo/libtcp/engine"
@@ -20,11 +18,7 @@ import (
 type serverObj struct {
 	srv     *engine.Server
 	handler serverHandler
-	errs    lastError
-
-	mu    sync.Mutex // guards queue settings and the active queue
-	qset  queueSettings
-	queue *engine.EventQueue
+	handleState
 }
 
 func clampLen(n C.size_t) int {
@@ -35,9 +29,10 @@ func clampLen(n C.size_t) int {
 }
 
 func newServer(f engine.Framing) *C.tcp_server {
-	o := &serverObj{qset: defaultQueueSettings()}
+	o := &serverObj{}
 	o.handler.cbs.Store(&serverCallbacks{})
 	o.srv = engine.NewServer(f, engine.DefaultOptions(), &o.handler)
+	o.handleState = newHandleState(o.srv)
 	return (*C.tcp_server)(newHandle(o))
 }
 
@@ -69,17 +64,7 @@ func tcp_server_set_option(s *C.tcp_server, opt C.int, value C.longlong) (rc C.i
 		return C.int(engine.ErrInvalidArg)
 	}
 	defer catch(&rc, &o.errs)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	opts, q := o.srv.Options(), o.qset
-	if err := applyIntOption(&opts, &q, int(opt), int64(value)); err != nil {
-		return o.errs.result(err)
-	}
-	if err := o.srv.SetOptions(opts); err != nil {
-		return o.errs.result(err)
-	}
-	o.qset = q
-	return 0
+	return o.setIntOption(opt, value)
 }
 
 //export tcp_server_set_option_str
@@ -89,13 +74,7 @@ func tcp_server_set_option_str(s *C.tcp_server, opt C.int, value *C.char) (rc C.
 		return C.int(engine.ErrInvalidArg)
 	}
 	defer catch(&rc, &o.errs)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	opts := o.srv.Options()
-	if err := applyStringOption(&opts, int(opt), C.GoString(value)); err != nil {
-		return o.errs.result(err)
-	}
-	return o.errs.result(o.srv.SetOptions(opts))
+	return o.setStringOption(opt, value)
 }
 
 //export tcp_server_set_on_established
@@ -126,24 +105,6 @@ func tcp_server_set_on_error(s *C.tcp_server, fn C.tcp_error_fn, ud unsafe.Point
 	}
 }
 
-// prepareStart installs the callback handler or a fresh event queue.
-func (o *serverObj) prepareStart() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.srv.Running() {
-		return &engine.Error{Code: engine.ErrAlreadyRunning, Reason: "server already running"}
-	}
-	if !o.qset.enabled {
-		return o.srv.SetHandler(&o.handler)
-	}
-	q := engine.NewEventQueue(o.qset.limit)
-	if err := o.srv.SetHandler(q); err != nil {
-		return err
-	}
-	o.queue = q
-	return nil
-}
-
 //export tcp_server_start
 func tcp_server_start(s *C.tcp_server, port C.int) (rc C.int) {
 	o := lookupServer(s)
@@ -151,7 +112,7 @@ func tcp_server_start(s *C.tcp_server, port C.int) (rc C.int) {
 		return C.int(engine.ErrInvalidArg)
 	}
 	defer catch(&rc, &o.errs)
-	if err := o.prepareStart(); err != nil {
+	if err := o.prepareStart(&o.handler); err != nil {
 		return o.errs.result(err)
 	}
 	return o.errs.result(o.srv.Start(int(port)))
@@ -164,7 +125,7 @@ func tls_server_start(s *C.tcp_server, port C.int, ca, cert, key *C.char) (rc C.
 		return C.int(engine.ErrInvalidArg)
 	}
 	defer catch(&rc, &o.errs)
-	if err := o.prepareStart(); err != nil {
+	if err := o.prepareStart(&o.handler); err != nil {
 		return o.errs.result(err)
 	}
 	files := engine.TLSFiles{CA: optString(ca), Cert: optString(cert), Key: optString(key)}
@@ -269,13 +230,6 @@ func tcp_server_flush(s *C.tcp_server, id C.int, timeoutMS C.int) (rc C.int) {
 	}
 	defer catch(&rc, &o.errs)
 	return o.errs.result(o.srv.Flush(int(id), msDuration(timeoutMS)))
-}
-
-func msDuration(ms C.int) time.Duration {
-	if ms < 0 {
-		return 0
-	}
-	return time.Duration(ms) * time.Millisecond
 }
 
 //export tcp_server_broadcast
@@ -383,36 +337,5 @@ func tcp_server_poll(s *C.tcp_server, buf unsafe.Pointer, buflen C.size_t, used 
 		return C.int(engine.ErrInvalidArg)
 	}
 	defer catch(&rc, &o.errs)
-	o.mu.Lock()
-	q, enabled := o.queue, o.qset.enabled
-	o.mu.Unlock()
-	return pollQueue(q, enabled, &o.errs, buf, buflen, used, timeoutMS)
-}
-
-// pollQueue is tcp_server_poll and tcp_client_poll.
-func pollQueue(q *engine.EventQueue, enabled bool, errs *lastError, buf unsafe.Pointer, buflen C.size_t, used *C.size_t, timeoutMS C.int) C.int {
-	if used != nil {
-		*used = 0
-	}
-	if q == nil {
-		if enabled {
-			return C.int(engine.ErrNotRunning) // not started yet
-		}
-		return errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "the event queue is not enabled (TCP_OPT_EVENT_QUEUE)"})
-	}
-	if buf == nil && buflen > 0 {
-		return C.int(engine.ErrInvalidArg)
-	}
-	dst := goBytes(buf, buflen)
-	n, u, err := q.Poll(dst, time.Duration(timeoutMS)*time.Millisecond)
-	if used != nil {
-		*used = C.size_t(u)
-	}
-	if err != nil {
-		if engine.CodeOf(err) == engine.ErrNotRunning {
-			return C.int(engine.ErrNotRunning)
-		}
-		return errs.result(err)
-	}
-	return C.int(n)
+	return o.poll(buf, buflen, used, timeoutMS)
 }
