@@ -8,7 +8,12 @@ with build/bench/loadgen (same parameters for all: 50 connections, 16 messages i
 64-byte messages), stops it, and prints a side-by-side table: server, transport, msgs/s, p50 and p99
 latency, and the ratio to the entry's baseline. Each server is measured --rounds times, interleaved
 (the order alternates between rounds) and the best round is reported: on a shared machine noise only
-ever lowers a figure. Results also go to build/bench/results.json and build/bench/results.md.
+ever lowers a figure. With several rounds the ratio column also gives the median of the per-round
+ratios ("paired": the two runs of a round are adjacent in time and saw the same background load).
+The server's CPU use during the window (its process group, % of one core) and its CPU time per
+echoed message are shown too: on a small machine the load generator shares the CPUs, so CPU per
+message is the figure that tells which server does less work. "other CPU" is what the rest of the
+machine used during the window (other users' builds): a large value marks a noisy figure. Results also go to build/bench/results.json and build/bench/results.md.
 
 EXTENSION POINT -- adding rows
 ------------------------------
@@ -63,6 +68,7 @@ import re
 import selectors
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -199,12 +205,30 @@ def run_one(entry, transport, args, env, tmp, loadgen, certs, seq):
             cmd += ["-tls", "-ca", os.path.join(certs, "ca.pem"),
                     "-cert", os.path.join(certs, "client.pem"),
                     "-key", os.path.join(certs, "client.key")]
+        lgp = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # CPU time of the server's process group and of loadgen during the
+        # measurement window (approximately: the window starts after the
+        # connections are up, a few ms after loadgen starts).
+        t0 = time.monotonic()
+        time.sleep(args.warmup + 0.05)
+        c0 = (group_cpu(proc.pid), group_cpu(lgp.pid, pgrp=False), time.monotonic(), busy_cpu())
+        time.sleep(max(0.0, t0 + args.warmup + args.duration - 0.05 - time.monotonic()))
+        c1 = (group_cpu(proc.pid), group_cpu(lgp.pid, pgrp=False), time.monotonic(), busy_cpu())
         try:
-            lg = subprocess.run(cmd, capture_output=True, text=True,
-                                timeout=args.duration + args.warmup + 40)
+            out, err = lgp.communicate(timeout=args.duration + args.warmup + 40)
         except subprocess.TimeoutExpired:
+            lgp.kill()
+            lgp.communicate()
             res["error"] = "loadgen did not finish"
             return res
+        lg = subprocess.CompletedProcess(cmd, lgp.returncode, out, err)
+        wall = c1[2] - c0[2]
+        if wall > 0:
+            res["server_cpu_pct"] = round(100 * (c1[0] - c0[0]) / wall, 1)
+            res["loadgen_cpu_pct"] = round(100 * (c1[1] - c0[1]) / wall, 1)
+            # Everything else the machine did meanwhile (other users' builds...).
+            other = (c1[3] - c0[3]) - (c1[0] - c0[0]) - (c1[1] - c0[1])
+            res["other_cpu_pct"] = round(max(0.0, 100 * other / wall), 1)
         lines = [l for l in lg.stdout.splitlines() if l.startswith("{")]
         if not lines:
             res["error"] = "loadgen printed no result (exit %d): %s" % (
@@ -214,6 +238,9 @@ def run_one(entry, transport, args, env, tmp, loadgen, certs, seq):
         if res["errors"]:
             res["error"] = "%d errors: %s" % (res["errors"], " | ".join(lg.stderr.strip().splitlines()[:2]))
         res["ok"] = res["errors"] == 0 and res["msgs"] > 0
+        if res.get("server_cpu_pct") is not None and res["msgs_per_s"] > 0:
+            # server CPU microseconds per echoed message
+            res["server_cpu_us_per_msg"] = round(res["server_cpu_pct"] / 100 * 1e6 / res["msgs_per_s"], 2)
         return res
     finally:
         rc = stop_server(proc)
@@ -224,6 +251,38 @@ def run_one(entry, transport, args, env, tmp, loadgen, certs, seq):
             res["server_stderr"] = tail(errpath)
         elif rc not in (0, -signal.SIGTERM, 143):
             res["server_stderr"] = tail(errpath)
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pid, pgrp=True):
+    """CPU seconds (user + system) used so far by the processes of process
+    group pid (or by process pid alone)."""
+    total = 0
+    pids = [pid]
+    if pgrp:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p, "rb") as f:
+                st = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        # fields[0] is field 3 (state): pgrp is field 5, utime 14, stime 15
+        if pgrp and int(fields[2]) != pid:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def busy_cpu():
+    """CPU seconds the whole machine spent busy (all CPUs, not idle)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / CLK_TCK
 
 
 def machine_info():
@@ -257,7 +316,9 @@ def fmt_rate(v):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    env_or = os.environ.get
+    def env_or(name, default):
+        return os.environ.get(name) or default
+
     ap.add_argument("--duration", type=parse_duration, default=parse_duration(env_or("BENCH_DURATION", "3s")))
     ap.add_argument("--warmup", type=parse_duration, default=parse_duration(env_or("BENCH_WARMUP", "1s")))
     ap.add_argument("--rounds", type=int, default=int(env_or("BENCH_ROUNDS", "2")))
@@ -317,8 +378,10 @@ def main():
                     if "skip" in r:
                         status = "skipped: " + r["skip"]
                     elif "msgs_per_s" in r:
-                        status = "%s msgs/s  p50 %.0f us  p99 %.0f us" % (
-                            fmt_rate(r["msgs_per_s"]), r["p50_us"], r["p99_us"])
+                        status = "%s msgs/s  p50 %.0f us  p99 %.0f us  CPU: server %s%% loadgen %s%% other %s%%" % (
+                            fmt_rate(r["msgs_per_s"]), r["p50_us"], r["p99_us"],
+                            r.get("server_cpu_pct", "?"), r.get("loadgen_cpu_pct", "?"),
+                            r.get("other_cpu_pct", "?"))
                     else:
                         status = "FAILED"
                     if r.get("error"):
@@ -327,7 +390,6 @@ def main():
                     for l in r.get("server_stderr", []):
                         print("      server: " + l)
                     sys.stdout.flush()
-        info["load_after"] = loadavg()
 
         # Best round per (entry, transport).
         best = {}
@@ -349,7 +411,10 @@ def main():
                              if r["name"] == e.name and r["transport"] == transport and "msgs_per_s" in r]
                 row = {"server": e.label, "name": e.name, "transport": transport,
                        "msgs_per_s": b.get("msgs_per_s"), "p50_us": b.get("p50_us"),
-                       "p99_us": b.get("p99_us"), "errors": sum(r.get("errors", 0) for r in runs
+                       "p99_us": b.get("p99_us"), "server_cpu_pct": b.get("server_cpu_pct"),
+                       "server_cpu_us_per_msg": b.get("server_cpu_us_per_msg"),
+                       "loadgen_cpu_pct": b.get("loadgen_cpu_pct"),
+                       "other_cpu_pct": b.get("other_cpu_pct"), "errors": sum(r.get("errors", 0) for r in runs
                                                                 if r["name"] == e.name and r["transport"] == transport),
                        "rounds": all_rates, "skip": b.get("skip"), "ok": all(
                            r["ok"] for r in runs if r["name"] == e.name and r["transport"] == transport)}
@@ -357,37 +422,58 @@ def main():
                 base = best.get((e.baseline, transport)) if e.baseline else None
                 if base and base.get("msgs_per_s") and b.get("msgs_per_s") is not None:
                     ratio = b["msgs_per_s"] / base["msgs_per_s"]
+                # Ratio of the two runs of the same round (adjacent in time,
+                # so they saw the same background load), median over rounds.
+                paired = []
+                for rnd in range(1, args.rounds + 1):
+                    mine = [r for r in runs if r["name"] == e.name and r["transport"] == transport
+                            and r["round"] == rnd and r.get("msgs_per_s")]
+                    theirs = [r for r in runs if r["name"] == e.baseline and r["transport"] == transport
+                              and r["round"] == rnd and r.get("msgs_per_s")]
+                    if mine and theirs:
+                        paired.append(mine[0]["msgs_per_s"] / theirs[0]["msgs_per_s"])
                 row["baseline"] = e.baseline
                 row["ratio"] = ratio
+                row["paired_ratios"] = [round(x, 3) for x in paired]
+                row["paired_median"] = statistics.median(paired) if paired else None
                 row["goal"] = e.goal
                 rows.append(row)
 
         def cells(row):
             if row["skip"]:
-                return [row["server"], row["transport"], "skipped: " + row["skip"], "", "", "", ""]
+                return [row["server"], row["transport"], "skipped", "", "", "", "", "", "", row["skip"]]
             if row["msgs_per_s"] is None:
-                return [row["server"], row["transport"], "FAILED", "", "", "", ""]
+                return [row["server"], row["transport"], "FAILED", "", "", "", "", "", "", "see the log above"]
             ratio = ""
             if row["ratio"] is not None:
                 ratio = "%.2fx %s" % (row["ratio"], row["baseline"])
+                if row["paired_median"] is not None and len(row["paired_ratios"]) > 1:
+                    ratio += ", paired median %.2f" % row["paired_median"]
                 if row["goal"] is not None:
                     ratio += " (goal %.2f: %s)" % (row["goal"], "met" if row["ratio"] >= row["goal"] else "NOT met")
             rounds = "/".join("%.0fk" % (v / 1000) for v in row["rounds"])
+            cpu = row["server_cpu_pct"]
+            per = row["server_cpu_us_per_msg"]
             return [row["server"], row["transport"], fmt_rate(row["msgs_per_s"]),
                     "%.0f" % row["p50_us"], "%.0f" % row["p99_us"], ratio,
+                    "-" if cpu is None else "%.0f%%" % cpu, "-" if per is None else "%.2f" % per,
+                    "-" if row["other_cpu_pct"] is None else "%.0f%%" % row["other_cpu_pct"],
                     rounds + ("" if row["errors"] == 0 else "  %d errors" % row["errors"])]
 
-        head = ["server", "transport", "msgs/s", "p50 us", "p99 us", "ratio", "rounds (msgs/s)"]
+        head = ["server", "transport", "msgs/s", "p50 us", "p99 us", "ratio", "server CPU",
+                "CPU us/msg", "other CPU", "rounds (msgs/s)"]
         table = [head] + [cells(r) for r in rows]
         widths = [max(len(t[i]) for t in table) for i in range(len(head))]
-        right = {2, 3, 4}
+        right = {2, 3, 4, 6, 7, 8}
         print()
         for i, t in enumerate(table):
             print("  ".join(c.rjust(w) if j in right else c.ljust(w)
                             for j, (c, w) in enumerate(zip(t, widths))).rstrip())
             if i == 0:
                 print("  ".join("-" * w for w in widths))
-        print("load average %.2f before, %.2f after (%s CPUs)" % (info["load_before"], info["load_after"], info["nproc"]))
+        print("server CPU: the server's processes during the window, %% of one CPU (of %s); CPU us/msg: that\n"
+              "time per echoed message; other CPU: what the rest of the machine used meanwhile (noise)."
+              % info["nproc"])
 
         outdir = os.path.join(build, "bench")
         with open(os.path.join(outdir, "results.json"), "w", encoding="utf-8") as f:
