@@ -16,10 +16,11 @@ import enum
 import logging
 import struct
 import threading
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
 from . import _lib
-from .errors import Error, ErrorCode, NotRunningError, PeerError
+from .errors import Error, ErrorCode, NotRunningError, PeerError, SendError, StartError
 
 logger = logging.getLogger("tcpgo")
 
@@ -156,6 +157,34 @@ def check_limit(name: str, value: Optional[int]) -> Optional[int]:
     return value
 
 
+def seconds_to_ms(seconds: Optional[float]) -> int:
+    if seconds is None:
+        return 0
+    if seconds < 0:
+        raise ValueError("timeout must be >= 0 seconds (0 = no limit)")
+    ms = int(round(seconds * 1000))
+    return max(ms, 1) if seconds > 0 else 0
+
+
+def option_error(rc: int, option: int, value: Any, reason: str) -> Exception:
+    if rc == ErrorCode.ALREADY_RUNNING:
+        return StartError(rc, f"option {option} cannot be changed while running")
+    if rc == ErrorCode.UNKNOWN_OPTION:
+        return StartError(rc, f"the loaded libtcpserver does not know option {option}; "
+                              "is it older than this tcpgo package?")
+    return ValueError(f"bad value {value!r} for option {option}" + (f": {reason}" if reason else ""))
+
+
+def subject_dict(part: Callable[[Nid], Optional[str]]) -> Dict[str, str]:
+    """Every known subject field for which ``part(nid)`` is not None, keyed by short name."""
+    out: Dict[str, str] = {}
+    for nid, short in SUBJECT_SHORT_NAMES.items():
+        v = part(nid)
+        if v is not None:
+            out[short] = v
+    return out
+
+
 def parse_events(data: bytes, n: int) -> List[Tuple[int, int, int, bytes]]:
     """Split n packed records into (kind, client_id, code, payload) tuples."""
     out = []
@@ -178,17 +207,21 @@ _running_lock = threading.Lock()
 _exiting = False
 
 
+def _running_endpoints() -> List["Endpoint"]:
+    """A snapshot of the running endpoints; none in a forked child."""
+    if _lib.forked():
+        return []
+    with _running_lock:
+        return list(_running)
+
+
 def stop_all() -> None:
     """Stop every running tcpgo server and client of this process.
 
     Called automatically at interpreter exit (then without running any more
     handlers). Does nothing in a forked child.
     """
-    if _lib.forked():
-        return
-    with _running_lock:
-        eps = list(_running)
-    for ep in eps:
+    for ep in _running_endpoints():
         try:
             ep.stop()
         except Exception:  # pragma: no cover - best effort
@@ -198,11 +231,7 @@ def stop_all() -> None:
 def _at_exit() -> None:
     global _exiting
     _exiting = True  # dispatchers drop the events still queued
-    if _lib.forked():
-        return
-    with _running_lock:
-        eps = list(_running)
-    for ep in eps:
+    for ep in _running_endpoints():
         try:
             ep._stop_at_exit()
         except Exception:  # pragma: no cover
@@ -227,11 +256,24 @@ def is_exiting() -> bool:
 
 
 class Endpoint:
-    """Base of servers and clients: the handle and the dispatcher thread."""
+    """Base of servers and clients: the handle, its options, the dispatcher
+    thread, and what servers and clients do alike (closing, send failures...)."""
 
     _kind = "endpoint"
+    # The subclass's library functions (tcp_server_*, tcp_client_*).
+    _new_name = ""  # "<_new_name>_fragmented" creates a handle in fragmented mode
+    _free_name = ""
+    _set_option_name = ""
+    _is_running_name = ""
+    _flush_name = ""
     _poll_name = ""
     _last_error_name = ""
+    _stop_name = ""
+
+    # Certificate files of the TLS subclasses, named in start errors (None for TCP).
+    _ca: Optional[str] = None
+    _cert: Optional[str] = None
+    _key: Optional[str] = None
 
     def __init__(self) -> None:
         self._h: Optional[ctypes.c_void_p] = None
@@ -241,7 +283,55 @@ class Endpoint:
         self._done.set()
         self._on_error: Optional[Callable[..., Any]] = None
 
+    # -- construction (from the subclasses' __init__) ------------------------
+    def _set_framing(self, delimiter: Union[bytes, str, int, None], max_len: int) -> None:
+        """Check and keep the delimiter (None: continuous mode) and max_len."""
+        self._delimiter = parse_delimiter(delimiter)
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
+            raise ValueError(f"max_len must be a non-negative int, got {max_len!r}")
+        self._max_len = max_len or 16 * 1024 * 1024
+
+    def _create_handle(self, max_len: int, nodelay: bool) -> None:
+        """Create the library handle (freed by a finalizer) in event-queue mode.
+
+        ``max_len`` is passed to the library as given (0: its default)."""
+        L = _lib.lib()
+        if self._delimiter is None:
+            ptr = getattr(L, self._new_name)()
+        else:
+            ptr = getattr(L, self._new_name + "_fragmented")(self._delimiter, max_len)
+        if not ptr:
+            raise MemoryError(f"{self._new_name} failed")
+        self._h = ctypes.c_void_p(ptr)
+        self._finalizer = weakref.finalize(self, _free_handle, self._free_name, self._h)
+        self._finalizer.atexit = False
+        self._set_option(OPT_EVENT_QUEUE, 1)
+        self._set_option(OPT_NODELAY, 1 if nodelay else 0)
+
+    def _set_queue_options(self, send_queue_limit: Optional[int],
+                           event_queue_limit: Optional[int], linger: Optional[float]) -> None:
+        if check_limit("send_queue_limit", send_queue_limit) is not None:
+            self._set_option(OPT_SEND_QUEUE_LIMIT, send_queue_limit)  # type: ignore[arg-type]
+        if check_limit("event_queue_limit", event_queue_limit) is not None:
+            self._set_option(OPT_EVENT_QUEUE_LIMIT, event_queue_limit)  # type: ignore[arg-type]
+        if linger is not None:
+            self._set_option(OPT_LINGER_MS, seconds_to_ms(linger))
+
+    def _set_option(self, option: int, value: int) -> None:
+        rc = getattr(_lib.lib(), self._set_option_name)(self._handle(), option, value)
+        if rc != 0:
+            raise option_error(rc, option, value, self._last_error())
+
     # -- handlers ----------------------------------------------------------
+    def _call_handler(self, event: str, h: Optional[Callable[..., Any]], *args: Any) -> None:
+        """Run ``h(*args)`` if a handler is set; if it raises, on_error gets the
+        same args (so only for handlers that take no message data)."""
+        if h is not None:
+            try:
+                h(*args)
+            except BaseException as e:
+                self._handler_failed(event, e, *args)
+
     def _handler_failed(self, event: str, exc: BaseException, *args: Any) -> None:
         """A user handler raised: log it and pass it to on_error (never re-raise)."""
         logger.error("tcpgo: exception in %s handler of %r", event, self, exc_info=exc)
@@ -249,7 +339,7 @@ class Endpoint:
         if h is not None and event != "on_error":
             try:
                 h(*args, exc)
-            except Exception as e2:
+            except BaseException as e2:  # as for every handler: never kill the dispatcher
                 logger.error("tcpgo: exception in on_error handler of %r", self, exc_info=e2)
 
     def _peer_error(self, code: int, text: str, client_id: int, *args: Any) -> None:
@@ -259,7 +349,7 @@ class Endpoint:
         if h is not None:
             try:
                 h(*args, err)
-            except Exception as e:
+            except BaseException as e:  # as for every handler: never kill the dispatcher
                 self._handler_failed("on_error", e)
 
     # -- library access ----------------------------------------------------
@@ -274,6 +364,79 @@ class Endpoint:
         if h is None:
             return ""
         return _lib.read_string(getattr(_lib.lib(), self._last_error_name), h)[1]
+
+    def _what(self) -> str:
+        return type(self).__name__
+
+    # -- state and life cycle ----------------------------------------------
+    def _is_running(self) -> bool:
+        h = self._h
+        return h is not None and bool(getattr(_lib.lib(), self._is_running_name)(h))
+
+    def _is_running_safe(self) -> bool:
+        """_is_running() for __repr__, which must not raise."""
+        try:
+            return self._is_running()
+        except Exception:
+            return False
+
+    def _stop_and_join(self) -> None:
+        """Stop the handle, then wait for the dispatcher (unless called from it)."""
+        h = self._h
+        if h is None:
+            return
+        getattr(_lib.lib(), self._stop_name)(h)
+        self._join_dispatcher()
+
+    def close(self) -> None:
+        """Stop (see :meth:`stop`) and release the library handle; the object
+        cannot be used afterwards."""
+        if self._h is None:
+            return
+        if _lib.forked():
+            self._h = None
+            return
+        self.stop()
+        with self._lock:
+            if self._thread is not None and self._thread is threading.current_thread():
+                # Called from a handler: the dispatcher still drains the handle;
+                # it will be freed by the finalizer once unreferenced.
+                self._h = None
+                return
+            self._finalizer()
+            self._h = None
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _flush(self, timeout: Optional[float], *args: int) -> bool:
+        """Call the library's flush function (False if it has none) with
+        ``args`` and the timeout in ms; True when everything was written."""
+        L = _lib.lib()
+        if not _lib.has(self._flush_name):
+            return False
+        ms = 0 if timeout is None else max(0, int(timeout * 1000))
+        return getattr(L, self._flush_name)(self._handle(), *args, ms) == 0
+
+    # -- sending -------------------------------------------------------------
+    def _check_content(self, data: bytes) -> None:
+        """In fragmented mode, refuse a message holding the delimiter or longer than max_len."""
+        d = self._delimiter
+        if d is not None:
+            if d in data:
+                raise ValueError(f"message contains the delimiter {d!r}")
+            if len(data) > self._max_len:
+                raise ValueError(f"message of {len(data)} bytes exceeds max_len {self._max_len}")
+
+    def _send_failure_reason(self, data: bytes) -> str:
+        """After the library refused ``data``: raise for the causes servers and
+        clients share (fork, bad message, closed), else return the library's
+        reason ("" if it gave none)."""
+        _lib.check_fork()
+        self._check_content(data)
+        if self._h is None:
+            raise SendError(f"{self._what()} is closed")
+        return self._last_error()
 
     # -- dispatcher --------------------------------------------------------
     def _start_dispatcher(self, name: str) -> None:
@@ -345,8 +508,6 @@ class Endpoint:
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(2.0)
-
-    _stop_name = ""
 
     def stop(self) -> None:  # overridden
         raise NotImplementedError

@@ -36,7 +36,6 @@ import collections
 import inspect
 import logging
 import threading
-from threading import get_ident
 from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, List, Optional, Set,
                     Tuple, Union)
 
@@ -155,12 +154,24 @@ class _AioBase:
 
     def _failed(self, name: str, exc: BaseException, args: tuple) -> None:
         logger.error("tcpgo: exception in %s handler of %r", name, self, exc_info=exc)
+        if name != "on_error":
+            self._report_error(self._error_args(args), exc)
+
+    def _report_error(self, args: tuple, err: BaseException) -> None:
+        """Run ``on_error(*args, err)`` now, outside any connection's sequence;
+        a coroutine result is awaited in a task."""
         h = self._on_error
-        if h is None or name == "on_error":
+        if h is None:
             return
-        r = self._call(h, self._error_args(args) + (exc,), "on_error")
+        r = self._call(h, args + (err,), "on_error")
         if r is not None:
-            self._spawn(self._await(r, (), "on_error"))
+            self._spawn(self._await(r, args, "on_error"))
+
+    def _peer_error(self, code: int, payload: bytes, client_id: int) -> PeerError:
+        """The PeerError of an EV_ERROR event, logged."""
+        err = PeerError(code, payload.decode("utf-8", "replace"), client_id)
+        logger.info("tcpgo: %r: %s", self, err)
+        return err
 
     def _attach(self, inner: _core.Endpoint) -> None:
         loop = asyncio.get_running_loop()
@@ -186,6 +197,25 @@ class _AioBase:
             await self._drained.wait()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def sync(self) -> _core.Endpoint:  # overridden
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop (in a worker thread); returns when every handler (``on_closed``
+        included) has finished."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.sync.stop)
+        await self._settle()
+
+    async def close(self) -> None:
+        """Stop (see :meth:`stop`) and release the synchronous object."""
+        await self.stop()
+        self.sync.close()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
 
 
 class TcpServer(_AioBase):
@@ -216,11 +246,7 @@ class TcpServer(_AioBase):
         self._srv._on_error = self._batched_send_failed
 
     def _batched_send_failed(self, client_id: int, err: BaseException) -> None:
-        h = self._on_error
-        if h is not None:
-            r = self._call(h, (client_id, err), "on_error")
-            if r is not None:
-                self._spawn(self._await(r, (client_id,), "on_error"))
+        self._report_error((client_id,), err)
 
     def _make(self, delimiter: Any, max_len: int, options: Dict[str, Any]) -> _server.TcpServer:
         return _server.TcpServer(delimiter, max_len, **options)
@@ -272,20 +298,14 @@ class TcpServer(_AioBase):
 
     async def stop(self) -> None:
         """Stop the server; returns when every handler (``on_closed`` included) has finished."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._srv.stop)
-        await self._settle()
+        await super().stop()
 
     async def close(self) -> None:
         """Stop the server and release it."""
-        await self.stop()
-        self._srv.close()
+        await super().close()
 
     async def __aenter__(self) -> "TcpServer":
         return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"<tcpgo.aio.{type(self).__name__} wrapping {self._srv!r}>"
@@ -328,28 +348,13 @@ class TcpServer(_AioBase):
         # Sends made by plain handlers while this batch is handled are queued
         # with one library call at its end (as the synchronous server does);
         # coroutine handlers run later, in tasks, and send at once.
-        srv = self._srv
-        if srv._batch_fn is None:
-            self._handle_events(events)
-            return
-        srv._batch_tid = get_ident()
-        try:
-            self._handle_events(events)
-        finally:
-            srv._batch_tid = 0
-            if srv._pending_count:
-                srv._send_pending()
+        self._srv._with_batched_sends(self._handle_events, events)
 
     def _handle_events(self, events: list) -> None:
         conns = self._conns
         for kind, cid, code, payload in events:
             if kind == EV_ERROR and cid == 0:
-                err = PeerError(code, payload.decode("utf-8", "replace"), 0)
-                logger.info("tcpgo: %r: %s", self, err)
-                if self._on_error is not None:
-                    r = self._call(self._on_error, (0, err), "on_error")
-                    if r is not None:
-                        self._spawn(self._await(r, (0,), "on_error"))
+                self._report_error((0,), self._peer_error(code, payload, 0))
                 continue
             seq = conns.get(cid)
             if seq is None:
@@ -368,8 +373,7 @@ class TcpServer(_AioBase):
                     seq.push(h, (cid,), "on_closed")
                 del conns[cid]  # the sequencer lives on in its task if busy
             elif kind == EV_ERROR:
-                err = PeerError(code, payload.decode("utf-8", "replace"), cid)
-                logger.info("tcpgo: %r: %s", self, err)
+                err = self._peer_error(code, payload, cid)
                 h = self._on_error
                 if h is not None:
                     seq.push(h, (cid, err), "on_error")
@@ -492,19 +496,10 @@ class Client(_AioBase):
 
     async def stop(self) -> None:
         """Close the connection; returns when ``on_closed`` (and every handler) finished."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._cli.stop)
-        await self._settle()
-
-    async def close(self) -> None:
-        await self.stop()
-        self._cli.close()
+        await super().stop()
 
     async def __aenter__(self) -> "Client":
         return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
 
     @property
     def connected(self) -> bool:
@@ -544,9 +539,8 @@ class Client(_AioBase):
                 if h is not None:
                     seq.push(h, (), "on_closed")
             elif kind == EV_ERROR:
-                err = PeerError(code, payload.decode("utf-8", "replace"), 0)
+                err = self._peer_error(code, payload, 0)
                 self._closed_reason = err
-                logger.info("tcpgo: %r: %s", self, err)
                 h = self._on_error
                 if h is not None:
                     seq.push(h, (err,), "on_error")

@@ -7,15 +7,14 @@ import os
 import queue
 import threading
 import time
-import weakref
 from typing import Any, Callable, Dict, Iterator, Optional, Union
 
 from . import _core, _lib
 from ._core import (EV_CLOSED, EV_ERROR, EV_MESSAGE, HEADER, HEADER_SIZE, Data, Endpoint, F,
-                    as_bytes, check_limit, check_port, field_nid, parse_delimiter)
+                    as_bytes, check_port, field_nid, seconds_to_ms)
 from .errors import (ConnectionClosedError, ErrorCode, NotRunningError, PeerError, SendError,
                      StartError, start_error)
-from .server import PathLike, _option_error, _path, seconds_to_ms, tls_version_value
+from .server import PathLike, _path, tls_version_value
 
 __all__ = ["TcpClient", "TlsClient"]
 
@@ -47,6 +46,11 @@ class TcpClient(Endpoint):
     """
 
     _kind = "client"
+    _new_name = "tcp_client_new"
+    _free_name = "tcp_client_free"
+    _set_option_name = "tcp_client_set_option"
+    _is_running_name = "tcp_client_is_running"
+    _flush_name = "tcp_client_flush"
     _poll_name = "tcp_client_poll"
     _last_error_name = "tcp_client_last_error"
     _stop_name = "tcp_client_stop"
@@ -61,10 +65,7 @@ class TcpClient(Endpoint):
                  event_queue_limit: Optional[int] = None,
                  linger: Optional[float] = None) -> None:
         super().__init__()
-        self._delimiter = parse_delimiter(delimiter)
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
-            raise ValueError(f"max_len must be a non-negative int, got {max_len!r}")
-        self._max_len = max_len or 16 * 1024 * 1024
+        self._set_framing(delimiter, max_len)
         self._on_message: Optional[Callable[[bytes], Any]] = on_message
         self._on_closed: Optional[Callable[[], Any]] = on_closed
         self._on_error = on_error
@@ -74,32 +75,11 @@ class TcpClient(Endpoint):
         self._host = ""
         self._port = 0
         self._connect_timeout = 10.0 if connect_timeout is None else float(connect_timeout)
-        L = _lib.lib()
-        if self._delimiter is None:
-            ptr = L.tcp_client_new()
-        else:
-            ptr = L.tcp_client_new_fragmented(self._delimiter, max_len)
-        if not ptr:
-            raise MemoryError("tcp_client_new failed")
-        self._h = ctypes.c_void_p(ptr)
-        self._finalizer = weakref.finalize(self, _core._free_handle, "tcp_client_free", self._h)
-        self._finalizer.atexit = False
-        self._set_option(_core.OPT_EVENT_QUEUE, 1)
-        self._set_option(_core.OPT_NODELAY, 1 if nodelay else 0)
+        self._create_handle(max_len, nodelay)
         if connect_timeout is not None:
             self._set_option(_core.OPT_CONNECT_TIMEOUT_MS, seconds_to_ms(connect_timeout))
-        if check_limit("send_queue_limit", send_queue_limit) is not None:
-            self._set_option(_core.OPT_SEND_QUEUE_LIMIT, send_queue_limit)  # type: ignore[arg-type]
-        if check_limit("event_queue_limit", event_queue_limit) is not None:
-            self._set_option(_core.OPT_EVENT_QUEUE_LIMIT, event_queue_limit)  # type: ignore[arg-type]
-        if linger is not None:
-            self._set_option(_core.OPT_LINGER_MS, seconds_to_ms(linger))
-        self._send_fn = L.tcp_client_send
-
-    def _set_option(self, option: int, value: int) -> None:
-        rc = _lib.lib().tcp_client_set_option(self._handle(), option, value)
-        if rc != 0:
-            raise _option_error(rc, option, value, self._last_error())
+        self._set_queue_options(send_queue_limit, event_queue_limit, linger)
+        self._send_fn = _lib.lib().tcp_client_send
 
     # -- handlers ------------------------------------------------------------
     def on_message(self, handler: F) -> F:
@@ -121,9 +101,6 @@ class TcpClient(Endpoint):
     # -- life cycle ------------------------------------------------------------
     def _start_call(self, L: Any, h: ctypes.c_void_p, host: bytes, port: int) -> int:
         return L.tcp_client_start(h, host, port)
-
-    def _what(self) -> str:
-        return type(self).__name__
 
     def connect(self, host: str, port: int) -> "TcpClient":
         """Connect to ``host`` (a name, IPv4 or IPv6 address) and ``port``; returns self.
@@ -195,7 +172,8 @@ class TcpClient(Endpoint):
 
     def _start_failed(self, rc: int, elapsed: float) -> StartError:
         err = start_error(rc, self._last_error(), what=f"{self._what()}.connect", port=self._port,
-                          host=self._host, timeout=self._connect_timeout)
+                          host=self._host, ca=self._ca, cert=self._cert, key=self._key,
+                          timeout=self._connect_timeout)
         return _maybe_timeout(err, elapsed, self._connect_timeout)
 
     def stop(self) -> None:
@@ -204,59 +182,30 @@ class TcpClient(Endpoint):
         yet) and no handler of this client runs after stop returns (unless
         called from a handler). Messages already received stay available to
         :meth:`recv`. Idempotent; the client can connect again."""
-        h = self._h
-        if h is None:
-            return
-        _lib.lib().tcp_client_stop(h)
-        self._join_dispatcher()
+        self._stop_and_join()
 
     def flush(self, timeout: Optional[float] = 2.0) -> bool:
         """Wait up to ``timeout`` seconds until everything sent so far was written
         to the network; True when it was, False on timeout or when the
         connection is gone (what was queued is then lost)."""
-        L = _lib.lib()
-        if not _lib.has("tcp_client_flush"):
-            return False
-        ms = 0 if timeout is None else max(0, int(timeout * 1000))
-        return L.tcp_client_flush(self._handle(), ms) == 0
+        return self._flush(timeout)
 
     def close(self) -> None:
         """Stop the client (see :meth:`stop`) and release its resources."""
-        if self._h is None:
-            return
-        if _lib.forked():
-            self._h = None
-            return
-        self.stop()
-        with self._lock:
-            if self._thread is not None and self._thread is threading.current_thread():
-                self._h = None
-                return
-            self._finalizer()
-            self._h = None
+        super().close()
 
     def __enter__(self) -> "TcpClient":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self._h is None else (
-            f"connected to {self._host}:{self._port}" if self._is_connected_safe() else "not connected")
+            f"connected to {self._host}:{self._port}" if self._is_running_safe() else "not connected")
         return f"<{type(self).__name__} {state}>"
-
-    def _is_connected_safe(self) -> bool:
-        try:
-            return self.connected
-        except Exception:
-            return False
 
     @property
     def connected(self) -> bool:
         """True while the connection is up."""
-        h = self._h
-        return h is not None and bool(_lib.lib().tcp_client_is_running(h))
+        return self._is_running()
 
     running = connected
 
@@ -294,16 +243,7 @@ class TcpClient(Endpoint):
             self._send_failed(data)
 
     def _send_failed(self, data: bytes) -> None:
-        _lib.check_fork()
-        d = self._delimiter
-        if d is not None:
-            if d in data:
-                raise ValueError(f"message contains the delimiter {d!r}")
-            if len(data) > self._max_len:
-                raise ValueError(f"message of {len(data)} bytes exceeds max_len {self._max_len}")
-        if self._h is None:
-            raise SendError(f"{self._what()} is closed")
-        reason = self._last_error()
+        reason = self._send_failure_reason(data)
         if self._connected_once and not self.connected:
             # The connection ended (the server closed it, or rejected our TLS
             # certificate): wait briefly for the dispatcher to learn why.
@@ -375,20 +315,12 @@ class TcpClient(Endpoint):
                     self._queue.put(data[off:off + ln])
             elif kind == EV_CLOSED:
                 self._queue.put(_CLOSED)
-                h = self._on_closed
-                if h is not None:
-                    try:
-                        h()
-                    except BaseException as e:
-                        self._handler_failed("on_closed", e)
+                self._call_handler("on_closed", self._on_closed)
             elif kind == EV_ERROR:
                 text = data[off:off + ln].decode("utf-8", "replace")
                 self._closed_reason = PeerError(code, text, 0)
                 self._peer_error(code, text, 0)
             off += ln
-
-    def _dispatcher_done(self) -> None:
-        super()._dispatcher_done()
 
 
 class TlsClient(TcpClient):
@@ -437,12 +369,6 @@ class TlsClient(TcpClient):
                                   None if self._cert is None else enc(self._cert),
                                   None if self._key is None else enc(self._key))
 
-    def _start_failed(self, rc: int, elapsed: float) -> StartError:
-        err = start_error(rc, self._last_error(), what=f"{self._what()}.connect", port=self._port,
-                          host=self._host, ca=self._ca, cert=self._cert, key=self._key,
-                          timeout=self._connect_timeout)
-        return _maybe_timeout(err, elapsed, self._connect_timeout)
-
     def server_subject_part(self, field: Union[str, int]) -> Optional[str]:
         """One subject field of the server's certificate, by name or NID; None if absent."""
         nid = field_nid(field)
@@ -457,12 +383,7 @@ class TlsClient(TcpClient):
 
     def server_subject(self) -> Dict[str, str]:
         """Every known subject field of the server's certificate, keyed by short name."""
-        out: Dict[str, str] = {}
-        for nid, short in _core.SUBJECT_SHORT_NAMES.items():
-            v = self.server_subject_part(nid)
-            if v is not None:
-                out[short] = v
-        return out
+        return _core.subject_dict(self.server_subject_part)
 
 
 def _maybe_timeout(err: StartError, elapsed: float, timeout: float) -> StartError:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
-import weakref
 from threading import get_ident
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _core, _lib
 from ._core import (EV_CLOSED, EV_ERROR, EV_ESTABLISHED, EV_MESSAGE, HEADER, HEADER_SIZE,
-                    Data, Endpoint, F, as_bytes, check_limit, check_port, field_nid,
-                    parse_delimiter)
+                    Data, Endpoint, F, as_bytes, check_port, field_nid, option_error,
+                    seconds_to_ms)
 from .errors import (ErrorCode, NoClientError, NotRunningError, SendError, StartError,
                      start_error)
 
@@ -91,6 +89,11 @@ class TcpServer(Endpoint):
     """
 
     _kind = "server"
+    _new_name = "tcp_server_new"
+    _free_name = "tcp_server_free"
+    _set_option_name = "tcp_server_set_option"
+    _is_running_name = "tcp_server_is_running"
+    _flush_name = "tcp_server_flush"
     _poll_name = "tcp_server_poll"
     _last_error_name = "tcp_server_last_error"
     _stop_name = "tcp_server_stop"
@@ -107,10 +110,7 @@ class TcpServer(Endpoint):
                  linger: Optional[float] = None,
                  batch_sends: bool = True) -> None:
         super().__init__()
-        self._delimiter = parse_delimiter(delimiter)
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
-            raise ValueError(f"max_len must be a non-negative int, got {max_len!r}")
-        self._max_len = max_len or 16 * 1024 * 1024
+        self._set_framing(delimiter, max_len)
         if not isinstance(host, str):
             raise TypeError("host must be a str")
         self._host = host
@@ -119,27 +119,11 @@ class TcpServer(Endpoint):
         self._on_closed: Optional[ClientHandler] = on_closed
         self._on_error = on_error
         self._port = 0
-        self._free_name = "tcp_server_free"
-        L = _lib.lib()
-        if self._delimiter is None:
-            ptr = L.tcp_server_new()
-        else:
-            ptr = L.tcp_server_new_fragmented(self._delimiter, max_len)
-        if not ptr:
-            raise MemoryError("tcp_server_new failed")
-        self._h = ctypes.c_void_p(ptr)
-        self._finalizer = weakref.finalize(self, _core._free_handle, "tcp_server_free", self._h)
-        self._finalizer.atexit = False
-        self._set_option(_core.OPT_EVENT_QUEUE, 1)
-        self._set_option(_core.OPT_NODELAY, 1 if nodelay else 0)
+        self._create_handle(max_len, nodelay)
         if reuse_port:
             self._set_option(_core.OPT_REUSEPORT, 1)
-        if check_limit("send_queue_limit", send_queue_limit) is not None:
-            self._set_option(_core.OPT_SEND_QUEUE_LIMIT, send_queue_limit)  # type: ignore[arg-type]
-        if check_limit("event_queue_limit", event_queue_limit) is not None:
-            self._set_option(_core.OPT_EVENT_QUEUE_LIMIT, event_queue_limit)  # type: ignore[arg-type]
-        if linger is not None:
-            self._set_option(_core.OPT_LINGER_MS, seconds_to_ms(linger))
+        self._set_queue_options(send_queue_limit, event_queue_limit, linger)
+        L = _lib.lib()
         self._send_fn = L.tcp_send_msg
         # Sends made by handlers on the dispatcher thread are collected and
         # queued with one tcp_server_send_batch call per event batch.
@@ -150,15 +134,10 @@ class TcpServer(Endpoint):
         self._pending_bytes = 0
 
     # -- options -----------------------------------------------------------
-    def _set_option(self, option: int, value: int) -> None:
-        rc = _lib.lib().tcp_server_set_option(self._handle(), option, value)
-        if rc != 0:
-            raise _option_error(rc, option, value, self._last_error())
-
     def _set_option_str(self, option: int, value: str) -> None:
         rc = _lib.lib().tcp_server_set_option_str(self._handle(), option, value.encode("utf-8"))
         if rc != 0:
-            raise _option_error(rc, option, value, self._last_error())
+            raise option_error(rc, option, value, self._last_error())
 
     # -- handler registration (decorators or plain calls) -------------------
     def on_message(self, handler: F) -> F:
@@ -189,9 +168,6 @@ class TcpServer(Endpoint):
     def _start_call(self, L: Any, h: ctypes.c_void_p, port: int) -> int:
         return L.tcp_server_start(h, port)
 
-    def _what(self) -> str:
-        return type(self).__name__
-
     def start(self, port: int = 0, host: Optional[str] = None) -> int:
         """Start listening on ``port`` (0 = a free port chosen by the system)
         and return the port actually bound.
@@ -221,8 +197,8 @@ class TcpServer(Endpoint):
             return self._port
 
     def _start_failed(self, rc: int, port: int) -> StartError:
-        return start_error(rc, self._last_error(), what=f"{self._what()}.start",
-                           port=port, host=self._host or None)
+        return start_error(rc, self._last_error(), what=f"{self._what()}.start", port=port,
+                           host=self._host or None, ca=self._ca, cert=self._cert, key=self._key)
 
     def serve_forever(self, port: Optional[int] = None, host: Optional[str] = None) -> None:
         """Start the server if it is not running (on ``port``, default 0) and
@@ -260,35 +236,17 @@ class TcpServer(Endpoint):
         (unless called from a handler, when the remaining ``on_closed`` events
         follow right after it returns). Idempotent; the server can be started again.
         """
-        h = self._h
-        if h is None:
+        if self._h is None:
             return
         self._send_pending_here()
-        _lib.lib().tcp_server_stop(h)
-        self._join_dispatcher()
+        self._stop_and_join()
 
     def close(self) -> None:
         """Stop the server and release its resources; it cannot be used afterwards."""
-        if self._h is None:
-            return
-        if _lib.forked():
-            self._h = None
-            return
-        self.stop()
-        with self._lock:
-            if self._thread is not None and self._thread is threading.current_thread():
-                # Called from a handler: the dispatcher still drains the handle;
-                # it will be freed by the finalizer once unreferenced.
-                self._h = None
-                return
-            self._finalizer()
-            self._h = None
+        super().close()
 
     def __enter__(self) -> "TcpServer":
         return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = ("closed" if self._h is None
@@ -296,18 +254,11 @@ class TcpServer(Endpoint):
         mode = "continuous" if self._delimiter is None else f"delimiter={self._delimiter!r}"
         return f"<{type(self).__name__} {mode} {state}>"
 
-    def _is_running_safe(self) -> bool:
-        try:
-            return self.running
-        except Exception:
-            return False
-
     # -- state ---------------------------------------------------------------
     @property
     def running(self) -> bool:
         """True while the server is listening."""
-        h = self._h
-        return h is not None and bool(_lib.lib().tcp_server_is_running(h))
+        return self._is_running()
 
     @property
     def port(self) -> int:
@@ -423,11 +374,7 @@ class TcpServer(Endpoint):
         (0: for every client) was written; True when it was, False on timeout
         or when the client is gone."""
         self._send_pending_here()
-        L = _lib.lib()
-        if not _lib.has("tcp_server_flush"):
-            return False
-        ms = 0 if timeout is None else max(0, int(timeout * 1000))
-        return L.tcp_server_flush(self._handle(), client_id, ms) == 0
+        return self._flush(timeout, client_id)
 
     def broadcast(self, data: Data) -> int:
         """Queue the message for every connected client; returns how many."""
@@ -436,20 +383,8 @@ class TcpServer(Endpoint):
         self._send_pending_here()
         return max(0, _lib.lib().tcp_server_broadcast(self._handle(), data, len(data)))
 
-    def _check_content(self, data: bytes) -> None:
-        d = self._delimiter
-        if d is not None:
-            if d in data:
-                raise ValueError(f"message contains the delimiter {d!r}")
-            if len(data) > self._max_len:
-                raise ValueError(f"message of {len(data)} bytes exceeds max_len {self._max_len}")
-
     def _send_failed(self, client_id: int, data: bytes) -> None:
-        _lib.check_fork()
-        self._check_content(data)
-        if self._h is None:
-            raise SendError(f"{self._what()} is closed")
-        reason = self._last_error()
+        reason = self._send_failure_reason(data)
         raise SendError(f"cannot send to client {client_id}" + (f": {reason}" if reason else ""),
                         reason)
 
@@ -464,16 +399,22 @@ class TcpServer(Endpoint):
     # -- events ------------------------------------------------------------------
     def _deliver(self, data: bytes, n: int) -> None:
         """Run the handlers for n packed event records (dispatcher thread)."""
-        if self._batch_fn is not None:
-            self._batch_tid = get_ident()
-            try:
-                self._run_handlers(data, n)
-            finally:
-                self._batch_tid = 0
-                if self._pending_count:
-                    self._send_pending()
-        else:
-            self._run_handlers(data, n)
+        self._with_batched_sends(self._run_handlers, data, n)
+
+    def _with_batched_sends(self, run: Callable[..., None], *args: Any) -> None:
+        """Call ``run(*args)``, which runs handlers on this thread, collecting
+        their sends and queueing them at the end with one library call (unless
+        ``batch_sends=False`` or the library cannot batch)."""
+        if self._batch_fn is None:
+            run(*args)
+            return
+        self._batch_tid = get_ident()
+        try:
+            run(*args)
+        finally:
+            self._batch_tid = 0
+            if self._pending_count:
+                self._send_pending()
 
     def _run_handlers(self, data: bytes, n: int) -> None:
         off = 0
@@ -489,19 +430,9 @@ class TcpServer(Endpoint):
                     except BaseException as e:
                         self._handler_failed("on_message", e, cid)
             elif kind == EV_ESTABLISHED:
-                h = self._on_established
-                if h is not None:
-                    try:
-                        h(cid)
-                    except BaseException as e:
-                        self._handler_failed("on_established", e, cid)
+                self._call_handler("on_established", self._on_established, cid)
             elif kind == EV_CLOSED:
-                h = self._on_closed
-                if h is not None:
-                    try:
-                        h(cid)
-                    except BaseException as e:
-                        self._handler_failed("on_closed", e, cid)
+                self._call_handler("on_closed", self._on_closed, cid)
             elif kind == EV_ERROR:
                 self._peer_error(code, data[off:off + ln].decode("utf-8", "replace"), cid, cid)
             off += ln
@@ -556,10 +487,6 @@ class TlsServer(TcpServer):
         return L.tls_server_start(h, port, None if self._ca is None else enc(self._ca),
                                   enc(self._cert), enc(self._key))  # type: ignore[arg-type]
 
-    def _start_failed(self, rc: int, port: int) -> StartError:
-        return start_error(rc, self._last_error(), what=f"{self._what()}.start", port=port,
-                           host=self._host or None, ca=self._ca, cert=self._cert, key=self._key)
-
     def peer_subject_part(self, client_id: int, field: Union[str, int]) -> Optional[str]:
         """One subject field of the client's verified certificate, by name
         ("CN", "O", "OU", "commonName"...) or NID (:class:`tcpgo.Nid`, e.g. 13);
@@ -582,12 +509,7 @@ class TlsServer(TcpServer):
     def peer_subject(self, client_id: int) -> Dict[str, str]:
         """Every known subject field of the client's certificate, keyed by short
         name ({'CN': 'tcpgo client', 'O': 'tcpgo', 'OU': 'test'}); {} without one."""
-        out: Dict[str, str] = {}
-        for nid, short in _core.SUBJECT_SHORT_NAMES.items():
-            v = self.peer_subject_part(client_id, nid)
-            if v is not None:
-                out[short] = v
-        return out
+        return _core.subject_dict(lambda nid: self.peer_subject_part(client_id, nid))
 
 
 def tls_version_value(v: Union[str, int, float]) -> int:
@@ -603,21 +525,3 @@ def tls_version_value(v: Union[str, int, float]) -> int:
     if v in (0x0303, 0x0304):
         return int(v)
     raise ValueError(f"unknown TLS version {v!r}: use '1.2' or '1.3'")
-
-
-def seconds_to_ms(seconds: Optional[float]) -> int:
-    if seconds is None:
-        return 0
-    if seconds < 0:
-        raise ValueError("timeout must be >= 0 seconds (0 = no limit)")
-    ms = int(round(seconds * 1000))
-    return max(ms, 1) if seconds > 0 else 0
-
-
-def _option_error(rc: int, option: int, value: Any, reason: str) -> Exception:
-    if rc == ErrorCode.ALREADY_RUNNING:
-        return StartError(rc, f"option {option} cannot be changed while running")
-    if rc == ErrorCode.UNKNOWN_OPTION:
-        return StartError(rc, f"the loaded libtcpserver does not know option {option}; "
-                              "is it older than this tcpgo package?")
-    return ValueError(f"bad value {value!r} for option {option}" + (f": {reason}" if reason else ""))
