@@ -45,9 +45,24 @@ endforeach()
 
 set(_sources
   "${_t}/main.cpp" "${_t}/test_api.cpp" "${_t}/test_transport.cpp" "${_t}/test_tls.cpp"
-  "${_t}/test_robust.cpp"
-  "${_t}/include_TcpServer.cpp" "${_t}/include_TlsServer.cpp"
-  "${_t}/include_TcpClient.cpp" "${_t}/include_TlsClient.cpp")
+  "${_t}/test_robust.cpp")
+
+# Each class header alone compiles and brings v2's standard headers.
+set(_alone_objects)
+foreach(_h TcpServer TlsServer TcpClient TlsClient)
+  add_library(tcpgo_cpp_alone_${_h} OBJECT "${_t}/include_alone.cpp")
+  target_link_libraries(tcpgo_cpp_alone_${_h} PRIVATE tcpgo::tcpgo)
+  target_compile_features(tcpgo_cpp_alone_${_h} PRIVATE cxx_std_17)
+  target_compile_options(tcpgo_cpp_alone_${_h} PRIVATE ${_warnings})
+  target_compile_definitions(tcpgo_cpp_alone_${_h} PRIVATE TCPGO_ALONE=${_h})
+  if(_h MATCHES "Server$")
+    target_compile_definitions(tcpgo_cpp_alone_${_h} PRIVATE TCPGO_ALONE_SERVER)
+  endif()
+  if(_h STREQUAL "TlsServer")
+    target_compile_definitions(tcpgo_cpp_alone_${_h} PRIVATE TCPGO_ALONE_TLS_SERVER)
+  endif()
+  list(APPEND _alone_objects $<TARGET_OBJECTS:tcpgo_cpp_alone_${_h}>)
+endforeach()
 if(OPENSSL_FOUND)
   list(APPEND _sources "${_t}/test_openssl_interop.cpp"
        "${_t}/include_openssl_before.cpp" "${_t}/include_openssl_after.cpp")
@@ -55,7 +70,8 @@ else()
   message(STATUS "tcpgo: OpenSSL development files not found; skipping the OpenSSL interop tests")
 endif()
 
-add_executable(tcpgo_cpp_tests ${_sources} $<TARGET_OBJECTS:tcpgo_cpp_include_quoted>)
+add_executable(tcpgo_cpp_tests ${_sources} ${_alone_objects}
+  $<TARGET_OBJECTS:tcpgo_cpp_include_quoted>)
 # the strict-warning objects are only compiled (their symbols are unused)
 add_dependencies(tcpgo_cpp_tests tcpgo_cpp_strict17 tcpgo_cpp_strict20)
 target_link_libraries(tcpgo_cpp_tests PRIVATE tcpgo::tcpgo GTest::gtest)
