@@ -116,9 +116,6 @@ class CliTest(TestCase):
             self.assertIn("no reply", r.stderr)
 
     def test_send_no_reply(self) -> None:
-        if not tcpgo._lib.has("tcp_client_flush"):
-            self.skipTest("the library discards a client's queued messages on stop and has no "
-                          "tcp_client_flush (notes/abi-requests-python.md, request 1)")
         got = Collector()
         with tcpgo.TcpServer("\n", host=LOOPBACK, on_message=lambda cid, d: got.add(d)) as srv:
             port = srv.start(0)

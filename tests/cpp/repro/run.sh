@@ -1,6 +1,7 @@
 #!/bin/sh
 # run.sh [LIB_DIR] [CC] -- minimal C repros of library issues found by the
-# C++ tests (notes/abi-requests-cpp.md), kept as regression checks (ctest
+# C++ tests (callbacks after tcp_server_free; send-then-stop losing data),
+# kept as regression checks (ctest
 # cpp_library_repros). Each program exits non-zero while its issue exists.
 #   sh tests/cpp/repro/run.sh            # after `make lib`
 set -u
