@@ -22,15 +22,6 @@
 
 enum { CHUNK = 64 * 1024, BIG_CHUNKS = 512 }; /* 512 x 64 KiB = 32 MiB */
 
-static struct sockaddr_in loopback_addr(int port) {
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((unsigned short)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
 static void tiny_rcvbuf(int fd) {
   int small = 4096;
   CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);

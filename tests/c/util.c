@@ -540,7 +540,7 @@ void check_error_text(const tcp_server *s, const tcp_client *c,
 
 /* ---- raw sockets ------------------------------------------------------------- */
 
-static struct sockaddr_in loopback(int port) {
+struct sockaddr_in loopback_addr(int port) {
   struct sockaddr_in a;
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
@@ -550,7 +550,7 @@ static struct sockaddr_in loopback(int port) {
 }
 
 int raw_connect(int port) {
-  struct sockaddr_in a = loopback(port);
+  struct sockaddr_in a = loopback_addr(port);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   REQUIRE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
@@ -566,7 +566,7 @@ void raw_reset(int fd) {
 }
 
 int closed_port(int *fd) {
-  struct sockaddr_in a = loopback(0);
+  struct sockaddr_in a = loopback_addr(0);
   socklen_t len = sizeof a;
   *fd = socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(*fd >= 0);

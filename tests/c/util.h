@@ -5,6 +5,7 @@
 #ifndef TCPGO_TEST_UTIL_H
 #define TCPGO_TEST_UTIL_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 
 #include "harness.h"
@@ -178,6 +179,9 @@ void check_error_text(const tcp_server *s, const tcp_client *c,
                       const char *file, int line);
 
 /* ---- raw sockets ----------------------------------------------------------- */
+
+/* 127.0.0.1:port as a socket address. */
+struct sockaddr_in loopback_addr(int port);
 
 /* A blocking TCP connection to 127.0.0.1:port (REQUIREs success). */
 int raw_connect(int port);

@@ -432,14 +432,18 @@ class Client(_AioBase):
         self._closed_reason: Optional[PeerError] = None
 
     def on_message(self, handler: F) -> F:
+        """Register ``handler(data)`` (may be ``async``) for messages from the server;
+        without one, messages wait for :meth:`recv`. Usable as a decorator."""
         self._on_message_h = handler
         return handler
 
     def on_closed(self, handler: F) -> F:
+        """Register ``handler()`` (may be ``async``), run once when the connection ends."""
         self._on_closed_h = handler
         return handler
 
     def on_error(self, handler: F) -> F:
+        """Register ``handler(error)`` (may be ``async``) for errors the library reports."""
         self._on_error = handler
         return handler
 
