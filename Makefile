@@ -25,7 +25,7 @@ LIB     := $(LIBOUT)/$(SONAME)
 LIBLINK := $(LIBOUT)/libtcpserver.so
 COMPAT_NAMES := libtcpclient.so libtlsserver.so libtlsclient.so
 
-GO_SOURCES := go.mod $(wildcard go.sum) $(shell find libtcp -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.map') include/tcpgo.h
+GO_SOURCES := go.mod $(wildcard go.sum) $(shell find libtcp \( -name '*.go' ! -name '*_test.go' \) -o -name '*.c' -o -name '*.h' -o -name '*.map') include/tcpgo.h
 
 CFLAGS_COMMON := -Wall -Wextra -Werror -O2 -g -Iinclude
 LDFLAGS_LIB   := -L$(LIBOUT) -Wl,-rpath,$(abspath $(LIBOUT)) -ltcpserver -pthread
