@@ -142,12 +142,72 @@ enum tcp_error_code {
   TCP_ERR_TIMEOUT = -12,         /* idle or handshake timeout expired */
   TCP_ERR_CONTAINS_DELIMITER = -13, /* message to send holds the delimiter */
   TCP_ERR_QUEUE_FULL = -14,      /* send queue of the connection is full */
-  TCP_ERR_FILE = -15             /* a file could not be read or written */
+  TCP_ERR_FILE = -15,            /* a file could not be read or written */
+  TCP_ERR_MEMORY_BUDGET = -16,   /* the server-wide memory budget
+                                    (TCP_OPT_MEMORY_BUDGET) is used up */
+  TCP_ERR_REFUSED = -17,         /* a connection was refused: accept
+                                    callback, allow/block list, or
+                                    TCP_OPT_MAX_CONNECTIONS */
+  TCP_ERR_PROXY = -18,           /* PROXY protocol header missing, malformed,
+                                    or from an address not trusted */
+  TCP_ERR_ACCEPT = -19           /* accept() failed (out of descriptors...);
+                                    the library retries with a back-off */
 };
 
 /* A short English description of any start or error code. Unknown codes
  * give "unknown error code". Static string; never free it. */
 const char *tcp_strerror(int code);
+
+/* Why a connection closed: the reason argument of tcp_closed_ex_fn and
+ * tcp_client_closed_ex_fn, and the code field of a TCP_EVENT_CLOSED record. */
+enum tcp_close_reason {
+  TCP_CLOSE_PEER = 1,            /* the peer closed (EOF); what was queued
+                                    for it was written first */
+  TCP_CLOSE_RESET = 2,           /* read or write failed (reset, broken
+                                    pipe, network error) */
+  TCP_CLOSE_IDLE_TIMEOUT = 3,    /* nothing received for the idle timeout */
+  TCP_CLOSE_MESSAGE_TIMEOUT = 4, /* a message started but did not finish
+                                    within TCP_OPT_MESSAGE_TIMEOUT_MS */
+  TCP_CLOSE_WRITE_TIMEOUT = 5,   /* queued data not taken by the peer within
+                                    TCP_OPT_WRITE_TIMEOUT_MS */
+  TCP_CLOSE_STOPPED = 6,         /* the server or client was stopped */
+  TCP_CLOSE_LOCAL = 7,           /* tcp_server_close_client() */
+  TCP_CLOSE_MESSAGE_TOO_LONG = 8,/* the peer sent a message over max_len */
+  TCP_CLOSE_TLS = 9,             /* TLS failure after the handshake */
+  TCP_CLOSE_MEMORY_BUDGET = 10,  /* the connection needed more than its share
+                                    of TCP_OPT_MEMORY_BUDGET */
+  TCP_CLOSE_INTERNAL = 11        /* a bug in tcpgo or a panic in a callback */
+};
+
+/* A short English description of a tcp_close_reason ("peer closed", ...).
+ * Unknown values give "unknown close reason". Static string. */
+const char *tcp_close_reason_str(int reason);
+
+/* ---------------------------------------------------------------------------
+ * Error detail per calling thread
+ *
+ * Every function of this header that can fail records, for the calling
+ * thread only, the result of the call: its code, the OS error number behind
+ * it (ECONNREFUSED, EADDRINUSE, EADDRNOTAVAIL, EMFILE, ETIMEDOUT...) and a
+ * readable reason. A call that succeeds clears the record. Other threads'
+ * calls never change it, so, unlike tcp_server_last_error(), it is safe to
+ * read after a failure while other threads use the same handle. Functions
+ * that cannot fail (tcp_version, tcp_strerror, the getters of this section,
+ * tcp_*_is_running, tcp_*_set_on_*) leave it unchanged.
+ * ------------------------------------------------------------------------- */
+
+/* The code of this thread's last call: 0 when it succeeded, else the start
+ * code or TCP_ERR_* it returned (for the functions that return 1/0, such as
+ * tcp_send_msg, the code behind the 0). */
+int tcp_errcode(void);
+
+/* The OS error number (errno value) behind this thread's last failure, or 0
+ * when it had none (a bad argument, a certificate that does not parse). */
+int tcp_errno(void);
+
+/* The reason of this thread's last failure as text (a path, an OS error...),
+ * "" after a success; copied into buf (see CONVENTIONS). */
+int tcp_errmsg(char *buf, size_t buflen);
 
 /* ---------------------------------------------------------------------------
  * Options
@@ -181,8 +241,9 @@ enum tcp_option {
   /* 1 (default) disables Nagle's algorithm (TCP_NODELAY). */
   TCP_OPT_NODELAY = 5,
   /* Bytes queued for sending on one connection before tcp_send_msg
-   * refuses more (TCP_ERR_QUEUE_FULL, return 0). Default 64 MiB;
-   * 0 = no limit. */
+   * refuses more (TCP_ERR_QUEUE_FULL, return 0). A single message larger
+   * than the limit is accepted when nothing is queued. Default 4 MiB;
+   * 0 = no limit (the memory budget still applies). */
   TCP_OPT_SEND_QUEUE_LIMIT = 6,
   /* 1 = deliver events through tcp_*_poll() instead of callbacks (the
    * callbacks are then never called). Default 0. */
@@ -202,12 +263,98 @@ enum tcp_option {
    * queued. Server and client. */
   TCP_OPT_LINGER_MS = 10,
 
+  /* --- Connection control (server unless noted) --------------------- */
+
+  /* Maximum number of connections at once, counting those still in their
+   * TLS handshake. One more is closed at once, never reaches established,
+   * is counted (tcp_server_stats.refused_limit) and reported to the error
+   * callback with client_id 0 and TCP_ERR_REFUSED. Default 10000; 0 = no
+   * limit. A process here may hold 20,000 descriptors; raise the soft
+   * limit with tcp_raise_fd_limit() for more than ~1000 connections. */
+  TCP_OPT_MAX_CONNECTIONS = 11,
+  /* Milliseconds without any byte received after which a connection is
+   * closed (reason TCP_CLOSE_IDLE_TIMEOUT). Default 0 = never. Changeable
+   * per connection with tcp_server_set_idle_timeout(). Server and client. */
+  TCP_OPT_IDLE_TIMEOUT_MS = 12,
+  /* Milliseconds a message may take from its first byte to its end
+   * (fragmented mode): slow-drip peers are closed with reason
+   * TCP_CLOSE_MESSAGE_TIMEOUT. Default 0 = no limit. Server and client. */
+  TCP_OPT_MESSAGE_TIMEOUT_MS = 13,
+  /* Milliseconds queued data may wait for the peer to take any of it
+   * before the connection is closed (reason TCP_CLOSE_WRITE_TIMEOUT).
+   * Default 0 = no limit. Also bounds the drain after a peer's EOF (see
+   * TCP_OPT_CLOSE_ON_EOF). Server and client. */
+  TCP_OPT_WRITE_TIMEOUT_MS = 14,
+  /* 1 enables TCP keep-alive probes (default 1, with the values below). */
+  TCP_OPT_KEEPALIVE = 15,
+  /* Keep-alive: idle milliseconds before the first probe (default 15000),
+   * milliseconds between probes (default 15000) and unanswered probes
+   * before the connection is dropped (default 9). Server and client. */
+  TCP_OPT_KEEPALIVE_IDLE_MS = 16,
+  TCP_OPT_KEEPALIVE_INTERVAL_MS = 17,
+  TCP_OPT_KEEPALIVE_COUNT = 18,
+  /* Listen backlog: connections the kernel completes before the server
+   * accepts them. Default 0 = the system's maximum (net.core.somaxconn). */
+  TCP_OPT_BACKLOG = 19,
+  /* With an IPv6 bind address ("::" or ""): 1 = IPv6 only, 0 (default) =
+   * IPv4 and IPv6 on one socket. */
+  TCP_OPT_IPV6_ONLY = 20,
+  /* Bytes the server may hold for all its connections together: receive
+   * buffers of partial messages, send queues, and the event queue. A
+   * connection that needs more while the budget is used up and it holds
+   * more than its share (budget / connections) is closed with reason
+   * TCP_CLOSE_MEMORY_BUDGET; a send that would pass the budget is refused
+   * with TCP_ERR_MEMORY_BUDGET. Default 64 MiB; 0 = no budget. */
+  TCP_OPT_MEMORY_BUDGET = 21,
+  /* Bytes: after a send was refused (queue full or budget), the ready
+   * callback (tcp_server_set_on_ready) runs once the connection's queue
+   * drained to this many bytes or fewer. Default 65536. Server and client. */
+  TCP_OPT_SEND_LOW_WATER = 22,
+  /* How many callbacks of this handle may run at the same time (each one
+   * holds an OS thread while it runs). Events of other connections wait
+   * -- and those connections are not read meanwhile -- until one returns.
+   * Default 64, 1..4096. Besides, the whole process never runs more than
+   * 4096 callbacks at once. Server and client. */
+  TCP_OPT_CALLBACK_THREADS = 23,
+  /* Client: 1 reconnects automatically after the connection was lost (not
+   * after tcp_client_stop), with exponential back-off between
+   * TCP_OPT_RECONNECT_MIN_MS (default 100) and TCP_OPT_RECONNECT_MAX_MS
+   * (default 30000) and +-20 % jitter; each attempt is reported to the
+   * connect callback (tcp_client_set_on_connect). Default 0. */
+  TCP_OPT_RECONNECT = 24,
+  TCP_OPT_RECONNECT_MIN_MS = 25,
+  TCP_OPT_RECONNECT_MAX_MS = 26,
+  /* What a peer's EOF (it will send no more) does. 0 (default): reading
+   * ends, data queued for the peer (including replies sent from the
+   * callbacks of its last messages) is still written -- bounded by
+   * TCP_OPT_WRITE_TIMEOUT_MS, else by TCP_OPT_LINGER_MS of inactivity --
+   * then the connection closes with reason TCP_CLOSE_PEER. 1: close at
+   * once, discarding what is queued. Server and client. */
+  TCP_OPT_CLOSE_ON_EOF = 27,
+  /* Server: PROXY protocol (HAProxy's, v1 and v2) from the addresses of
+   * TCP_OPT_PROXY_TRUSTED. 0 (default) = off; 1 = a connection from a
+   * trusted address must start with a PROXY header, a connection from any
+   * other address must not (it is served directly); 2 = every connection
+   * must come from a trusted address with a header. A violation closes the
+   * connection before any callback, reported to the error callback with
+   * client_id 0 and TCP_ERR_PROXY. The header counts against the
+   * handshake timeout (TCP_OPT_CONNECT_TIMEOUT_MS). */
+  TCP_OPT_PROXY_PROTOCOL = 28,
+
   /* String options (tcp_*_set_option_str). */
 
   /* Server: the local address to listen on, e.g. "127.0.0.1" or "::1".
-   * Default "" = every interface (IPv4 and IPv6). */
-  TCP_OPT_BIND_ADDRESS = 100
+   * Default "" = every interface (IPv4 and IPv6). Client: the local
+   * address to connect from (default "" = chosen by the system). */
+  TCP_OPT_BIND_ADDRESS = 100,
+  /* Server: comma-separated addresses and CIDR ranges of the proxies
+   * trusted to send a PROXY header, e.g. "127.0.0.1, 10.0.0.0/8, ::1". */
+  TCP_OPT_PROXY_TRUSTED = 101
 };
+
+/* Values of TCP_OPT_PROXY_PROTOCOL. */
+enum tcp_proxy_mode { TCP_PROXY_OFF = 0, TCP_PROXY_TRUSTED = 1,
+                      TCP_PROXY_REQUIRED = 2 };
 
 /* Values of TCP_OPT_VERIFY_MODE. */
 enum tcp_verify_mode { TCP_VERIFY_FULL = 0, TCP_VERIFY_CA = 1 };
@@ -278,6 +425,59 @@ typedef void (*tcp_client_closed_fn)(void *user_data);
 /* Client side: an error the program should know about (see tcp_error_fn). */
 typedef void (*tcp_client_error_fn)(void *user_data, int code,
                                      const char *message);
+
+/* Extended callbacks. They carry what the v2-style ones above cannot: the
+ * connection's own pointer (conn_data, see tcp_server_set_conn_data; NULL
+ * until set) and why a connection closed. When both the plain and the
+ * extended callback of an event are set, only the extended one runs. */
+
+/* Bytes from a client, with its conn_data (see tcp_message_fn). flags is
+ * 0 or TCP_MSG_PARTIAL: this is a part of a message that exceeded its
+ * framing's maximum and that the framing is set to deliver in parts (the
+ * last part comes without the flag). */
+typedef void (*tcp_message_ex_fn)(void *user_data, int client_id,
+                                   void *conn_data, const char *data,
+                                   size_t len, int flags);
+
+/* flags of tcp_message_ex_fn. */
+#define TCP_MSG_PARTIAL 1
+
+/* A connection ended; reason is a tcp_close_reason. conn_data is the
+ * connection's pointer: free what it owns here, this is the last call that
+ * sees it. */
+typedef void (*tcp_closed_ex_fn)(void *user_data, int client_id,
+                                  void *conn_data, int reason);
+
+/* The send queue of client_id drained to TCP_OPT_SEND_LOW_WATER after a
+ * send to it was refused (TCP_ERR_QUEUE_FULL or TCP_ERR_MEMORY_BUDGET):
+ * sending may go on. Runs once per refusal episode, in the connection's
+ * event order (never after its closed callback). */
+typedef void (*tcp_ready_fn)(void *user_data, int client_id,
+                              void *conn_data);
+
+/* A connection is being accepted: ip and port are the peer's (for a PROXY
+ * protocol connection, those the header carries), local_port the server's.
+ * Runs before any TLS handshake, on a library thread, for every connection
+ * that passed the allow/block lists and the connection limit. Return
+ * nonzero to accept, 0 to refuse: the connection is closed at once, never
+ * reaches established, and is counted in tcp_server_stats.refused.
+ * Runs also in event-queue mode (it is a call, not an event). Keep it
+ * short: connections wait for it in turn. ip is valid during the call. */
+typedef int (*tcp_accept_fn)(void *user_data, const char *ip, int port,
+                             int local_port);
+
+/* Client side: the connection ended; reason is a tcp_close_reason. */
+typedef void (*tcp_client_closed_ex_fn)(void *user_data, int reason);
+
+/* Client side: the queue drained after a refused send (see tcp_ready_fn). */
+typedef void (*tcp_client_ready_fn)(void *user_data);
+
+/* Client side, with TCP_OPT_RECONNECT: one reconnection attempt ended.
+ * attempt counts from 1 since the connection was lost; result is
+ * TCP_START_OK (connected again: messages follow) or the start code of the
+ * failure (the next attempt follows after the back-off). */
+typedef void (*tcp_client_connect_fn)(void *user_data, int attempt,
+                                       int result);
 
 /* ---------------------------------------------------------------------------
  * Server
@@ -436,8 +636,118 @@ int get_subj_part(tcp_server *s, int client_id, int nid, char *buf,
 /* The detailed reason of the last failure of a call on this server (a
  * start, a refused send, a look-up), copied into buf; "" when none.
  * Returns the length. Per handle, not per thread: with several threads
- * failing at once, it holds one of the reasons. */
+ * failing at once, it holds one of the reasons. tcp_errmsg() is the
+ * per-thread equivalent. */
 int tcp_server_last_error(const tcp_server *s, char *buf, size_t buflen);
+
+/* ---------------------------------------------------------------------------
+ * Server: connection control, flow control, introspection
+ * ------------------------------------------------------------------------- */
+
+/* Set (fn = NULL: remove) the extended callbacks; see their types. */
+void tcp_server_set_on_message_ex(tcp_server *s, tcp_message_ex_fn fn,
+                                  void *user_data);
+void tcp_server_set_on_closed_ex(tcp_server *s, tcp_closed_ex_fn fn,
+                                 void *user_data);
+void tcp_server_set_on_ready(tcp_server *s, tcp_ready_fn fn, void *user_data);
+void tcp_server_set_on_accept(tcp_server *s, tcp_accept_fn fn,
+                              void *user_data);
+
+/* Replace the allowed or the blocked list: comma- or space-separated IPv4
+ * and IPv6 addresses and CIDR ranges ("10.0.0.0/8, 192.168.1.7, ::1,
+ * fd00::/8"); NULL or "" empties the list. Changeable while running; the
+ * lists apply to connections accepted afterwards. A connection is refused
+ * when its address is on the blocked list, or when the allowed list is not
+ * empty and does not hold it (closed at once, before any TLS handshake;
+ * counted in tcp_server_stats.refused; error callback with client_id 0 and
+ * TCP_ERR_REFUSED). IPv4-mapped IPv6 addresses match IPv4 entries.
+ * Returns 0, or TCP_ERR_INVALID_ARG for an entry that does not parse (the
+ * list is then unchanged; tcp_errmsg names the entry). */
+int tcp_server_set_allowed(tcp_server *s, const char *list);
+int tcp_server_set_blocked(tcp_server *s, const char *list);
+
+/* Queue bytes for client_id like tcp_send_msg, but return why not:
+ * 0, TCP_ERR_NO_CLIENT (unknown id, or the connection is closing),
+ * TCP_ERR_NOT_RUNNING, TCP_ERR_QUEUE_FULL, TCP_ERR_MEMORY_BUDGET,
+ * TCP_ERR_MESSAGE_TOO_LONG, TCP_ERR_CONTAINS_DELIMITER or
+ * TCP_ERR_INVALID_ARG (NULL data with len > 0, len absurdly large). After
+ * TCP_ERR_QUEUE_FULL or TCP_ERR_MEMORY_BUDGET the ready callback tells when
+ * to try again. Never blocks. */
+int tcp_server_send_ex(tcp_server *s, int client_id, const void *data,
+                       size_t len);
+
+/* Bytes queued for client_id and not yet handed to the kernel, or a
+ * negative TCP_ERR_* (TCP_ERR_NO_CLIENT...). */
+long long tcp_server_queued(const tcp_server *s, int client_id);
+
+/* Stop (pause) or restart (resume) reading from client_id. While paused no
+ * message callback runs for it and nothing is read, so the peer is slowed
+ * by TCP flow control; nothing is lost. Returns 0 or TCP_ERR_NO_CLIENT.
+ * Idempotent. The idle timeout does not run while paused. */
+int tcp_server_pause(tcp_server *s, int client_id);
+int tcp_server_resume(tcp_server *s, int client_id);
+
+/* Idle timeout of one connection in milliseconds (0 = none), replacing
+ * TCP_OPT_IDLE_TIMEOUT_MS for it. Returns 0, TCP_ERR_NO_CLIENT or
+ * TCP_ERR_INVALID_ARG (negative or over INT_MAX). */
+int tcp_server_set_idle_timeout(tcp_server *s, int client_id, int ms);
+
+/* The connection's own pointer: set it (typically in the established
+ * callback) and it is passed to the extended callbacks of that connection;
+ * the library never dereferences it. Returns 0 or TCP_ERR_NO_CLIENT. */
+int tcp_server_set_conn_data(tcp_server *s, int client_id, void *conn_data);
+
+/* The connection's pointer, or NULL (unknown id, or never set). */
+void *tcp_server_conn_data(const tcp_server *s, int client_id);
+
+/* Close the listening socket but keep serving the connections already
+ * established (for a rolling restart: a new process can take the port with
+ * TCP_OPT_REUSEPORT). tcp_server_is_running stays 1 until stop. Returns 0
+ * or TCP_ERR_NOT_RUNNING. */
+int tcp_server_stop_listening(tcp_server *s);
+
+/* Graceful stop: stop listening, give every connection up to timeout_ms in
+ * all to write what is queued (new sends are still accepted meanwhile
+ * from callbacks), then stop as tcp_server_stop does (closed reason
+ * TCP_CLOSE_STOPPED). Returns 0 when every queue was written in time,
+ * TCP_ERR_TIMEOUT when some data was dropped, TCP_ERR_NOT_RUNNING. Same
+ * threading rules as tcp_server_stop. */
+int tcp_server_shutdown(tcp_server *s, int timeout_ms);
+
+/* Counters of a server since it was created (across restarts), cheap
+ * enough to leave on. Future versions append fields: pass sizeof. */
+typedef struct tcp_server_stats {
+  unsigned long long active;        /* connections now, incl. handshakes */
+  unsigned long long established;   /* connections that became established */
+  unsigned long long accepted;      /* connections accepted by the kernel */
+  unsigned long long refused;       /* by the accept callback or the lists */
+  unsigned long long refused_limit; /* over TCP_OPT_MAX_CONNECTIONS */
+  unsigned long long handshake_failed; /* TLS or PROXY header failures */
+  unsigned long long timed_out;     /* idle, message, write, handshake */
+  unsigned long long closed_for_limits; /* message too long, memory budget */
+  unsigned long long accept_errors; /* accept() failures (EMFILE...) */
+  unsigned long long bytes_in, bytes_out; /* payload bytes, all connections */
+  unsigned long long msgs_in, msgs_out;   /* messages (continuous: reads and
+                                             sends) */
+  unsigned long long memory_used;   /* bytes now charged to the budget */
+} tcp_server_stats;
+
+/* Fill *out (out_size = sizeof *out). Returns 0 or TCP_ERR_INVALID_ARG. */
+int tcp_server_get_stats(const tcp_server *s, tcp_server_stats *out,
+                         size_t out_size);
+
+/* Counters of one connection. Future versions append fields. */
+typedef struct tcp_conn_stats {
+  unsigned long long bytes_in, bytes_out; /* payload bytes */
+  unsigned long long msgs_in, msgs_out;
+  long long connected_unix_ms;    /* when it was accepted / connected */
+  unsigned long long queued;      /* bytes queued and not yet written */
+} tcp_conn_stats;
+
+/* Fill *out for client_id. Returns 0, TCP_ERR_NO_CLIENT or
+ * TCP_ERR_INVALID_ARG. */
+int tcp_server_conn_stats(const tcp_server *s, int client_id,
+                          tcp_conn_stats *out, size_t out_size);
 
 /* ---------------------------------------------------------------------------
  * Client
@@ -522,6 +832,31 @@ int tcp_client_local_port(const tcp_client *c);
 /* The detailed reason of the last failure on this client. */
 int tcp_client_last_error(const tcp_client *c, char *buf, size_t buflen);
 
+/* Client: the same flow control and introspection as the server's. */
+void tcp_client_set_on_closed_ex(tcp_client *c, tcp_client_closed_ex_fn fn,
+                                 void *user_data);
+void tcp_client_set_on_ready(tcp_client *c, tcp_client_ready_fn fn,
+                             void *user_data);
+void tcp_client_set_on_connect(tcp_client *c, tcp_client_connect_fn fn,
+                               void *user_data);
+
+/* Queue bytes for the server; 0 or a TCP_ERR_* as tcp_server_send_ex
+ * (TCP_ERR_NOT_RUNNING while disconnected, also while reconnecting). */
+int tcp_client_send_ex(tcp_client *c, const void *data, size_t len);
+
+/* Bytes queued and not yet written, or TCP_ERR_NOT_RUNNING. */
+long long tcp_client_queued(const tcp_client *c);
+
+/* Pause / resume reading from the server (see tcp_server_pause).
+ * 0 or TCP_ERR_NOT_RUNNING. */
+int tcp_client_pause(tcp_client *c);
+int tcp_client_resume(tcp_client *c);
+
+/* Counters of the current (or last) connection. 0 or TCP_ERR_NOT_RUNNING
+ * before the first connection. */
+int tcp_client_conn_stats(const tcp_client *c, tcp_conn_stats *out,
+                          size_t out_size);
+
 /* ---------------------------------------------------------------------------
  * Event queue (TCP_OPT_EVENT_QUEUE = 1)
  *
@@ -542,8 +877,13 @@ enum tcp_event_kind {
   TCP_EVENT_ESTABLISHED = 1,
   TCP_EVENT_MESSAGE = 2,
   TCP_EVENT_CLOSED = 3,
-  TCP_EVENT_ERROR = 4
+  TCP_EVENT_ERROR = 4,
+  TCP_EVENT_READY = 5,   /* see tcp_ready_fn */
+  TCP_EVENT_CONNECT = 6  /* client: a reconnection attempt ended; client_id
+                            is the attempt number, code its start code */
 };
+/* A TCP_EVENT_CLOSED record carries the tcp_close_reason in its code
+ * field. */
 
 /* Size of a record header. */
 #define TCP_EVENT_HEADER_SIZE 16
@@ -576,6 +916,34 @@ int tcp_client_poll(tcp_client *c, void *buf, size_t buflen, size_t *used,
  * and demos -- not a substitute for a real PKI. Returns 0, TCP_ERR_FILE
  * (directory missing or not writable) or TCP_ERR_INVALID_ARG. */
 int tcp_generate_certs(const char *dir, const char *hosts);
+
+/* ---------------------------------------------------------------------------
+ * The process
+ * ------------------------------------------------------------------------- */
+
+/* Raise this process's soft limit of open descriptors (RLIMIT_NOFILE) to its
+ * hard limit, for servers with more than ~1000 connections. Loading tcpgo
+ * does not change the limit (the Go runtime raises it when it starts; the
+ * library puts the host's value back before any call returns), so this is
+ * an explicit choice; children started afterwards inherit the new limit.
+ * Returns the new soft limit, or TCP_ERR_INTERNAL (tcp_errno says why). */
+long long tcp_raise_fd_limit(void);
+
+/* Log levels of tcp_log_fn. */
+enum tcp_log_level { TCP_LOG_ERROR = 1, TCP_LOG_WARN = 2, TCP_LOG_INFO = 3,
+                     TCP_LOG_DEBUG = 4 };
+
+/* Receives the library's log lines: internal errors (a panic caught at the
+ * boundary, with its stack), accept failures, connections closed for
+ * limits. level is a tcp_log_level, msg valid during the call. Runs on any
+ * library thread, possibly concurrently; must not block. */
+typedef void (*tcp_log_fn)(void *user_data, int level, const char *msg);
+
+/* Send log lines up to max_level to fn (NULL: stop logging, the default).
+ * Without a log function the library prints nothing -- except when the
+ * environment variable TCPGO_LOG is set to a level (1..4, or error, warn,
+ * info, debug) when the library loads: lines then go to stderr. */
+void tcp_set_log(tcp_log_fn fn, void *user_data, int max_level);
 
 #ifdef __cplusplus
 }
