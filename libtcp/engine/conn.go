@@ -187,7 +187,7 @@ func (c *conn) close(quiet bool) {
 func (c *conn) readLoop(dec Decoder, maxMsg int, h Handler) *Error {
 	buf := make([]byte, initialReadBuffer)
 	start, end := 0, 0
-	emit := func(m []byte) {
+	emit := func(m []byte, _ bool) {
 		if !c.closing.Load() {
 			h.Message(c.id, m)
 		}

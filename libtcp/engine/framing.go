@@ -16,13 +16,19 @@ type Framing interface {
 	MaxMessage() int
 }
 
+// Emit receives one decoded message. partial is true for a part of an
+// overlong message that the framing delivers in parts (TCP_MSG_PARTIAL);
+// the last part comes with partial false.
+type Emit func(msg []byte, partial bool)
+
 // Decoder cuts received bytes into messages for one connection.
 type Decoder interface {
 	// Decode calls emit for every complete message at the front of buf and
 	// returns how many bytes it consumed. emit's argument aliases buf and is
 	// valid only during the call. An error means the stream cannot continue
 	// (a message over the maximum); the connection is then closed.
-	Decode(buf []byte, emit func(msg []byte)) (int, error)
+	// Bytes not consumed are passed again, with more appended, next time.
+	Decode(buf []byte, emit Emit) (int, error)
 }
 
 // Continuous delivers bytes as they arrive and sends them as given.
@@ -36,9 +42,9 @@ func (Continuous) Encode(dst, msg []byte) ([]byte, error) {
 
 type continuousDecoder struct{}
 
-func (continuousDecoder) Decode(buf []byte, emit func([]byte)) (int, error) {
+func (continuousDecoder) Decode(buf []byte, emit Emit) (int, error) {
 	if len(buf) > 0 {
-		emit(buf)
+		emit(buf, false)
 	}
 	return len(buf), nil
 }
@@ -83,7 +89,7 @@ type delimitedDecoder struct {
 	scanned int // bytes of the unconsumed tail already known to hold no delimiter
 }
 
-func (d *delimitedDecoder) Decode(buf []byte, emit func([]byte)) (int, error) {
+func (d *delimitedDecoder) Decode(buf []byte, emit Emit) (int, error) {
 	consumed := 0
 	from := d.scanned
 	for {
@@ -95,7 +101,7 @@ func (d *delimitedDecoder) Decode(buf []byte, emit func([]byte)) (int, error) {
 		if end-consumed > d.max {
 			return consumed, newError(ErrMessageTooLong, nil, "received message over %d bytes", d.max)
 		}
-		emit(buf[consumed:end])
+		emit(buf[consumed:end], false)
 		consumed = end + 1
 		from = 0
 	}

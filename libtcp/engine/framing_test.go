@@ -20,7 +20,7 @@ func newFeeder(f Framing) *feeder { return &feeder{dec: f.NewDecoder()} }
 
 func (fd *feeder) feed(chunk []byte) error {
 	fd.pending = append(fd.pending, chunk...)
-	n, err := fd.dec.Decode(fd.pending, func(m []byte) {
+	n, err := fd.dec.Decode(fd.pending, func(m []byte, _ bool) {
 		fd.msgs = append(fd.msgs, append([]byte{}, m...))
 	})
 	if n < 0 || n > len(fd.pending) {
@@ -46,7 +46,7 @@ func TestContinuousFraming(t *testing.T) {
 
 	dec := f.NewDecoder()
 	var got [][]byte
-	emit := func(m []byte) { got = append(got, append([]byte{}, m...)) }
+	emit := func(m []byte, _ bool) { got = append(got, append([]byte{}, m...)) }
 	n, err := dec.Decode([]byte("abc\x00\ndef"), emit)
 	require.NoError(t, err)
 	assert.Equal(t, 8, n)
@@ -177,7 +177,7 @@ func TestDelimitedDecodeByteByByte(t *testing.T) {
 	var got [][]byte
 	start := 0
 	for end := 1; end <= len(stream); end++ {
-		n, err := dec.Decode(stream[start:end], func(m []byte) { got = append(got, append([]byte{}, m...)) })
+		n, err := dec.Decode(stream[start:end], func(m []byte, _ bool) { got = append(got, append([]byte{}, m...)) })
 		require.NoError(t, err)
 		start += n
 	}
