@@ -3,7 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/tls"
-	"errors"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -12,7 +12,9 @@ import (
 
 // Client is one TCP or TLS connection to a server. Its events go to a
 // Handler with id 0 (there is no Established: Start returning nil is it).
-// Every method is safe for concurrent use, also from inside the handler.
+// With Options.Reconnect, a lost connection is replaced by a new one, with
+// exponential back-off, until Stop. Every method is safe for concurrent
+// use, also from inside the handler.
 type Client struct {
 	framing Framing
 
@@ -20,9 +22,19 @@ type Client struct {
 	mu      sync.Mutex
 	opts    Options
 	handler Handler
-	running bool
-	c       *conn
-	cancel  context.CancelFunc // aborts a Start in progress
+	running bool               // connected
+	c       *conn              // the current (or last) connection
+	cancel  context.CancelFunc // aborts a connect in progress
+	session *clientSession     // from Start to the end of its last Closed
+}
+
+// clientSession is one Start's life: its connections, one after another
+// when reconnecting, all served by one goroutine so events stay in order.
+type clientSession struct {
+	stopped chan struct{} // closed by Stop
+	done    chan struct{} // the session goroutine ended
+	goid    int64
+	dial    func(ctx context.Context) (*conn, error)
 }
 
 // NewClient returns a stopped client.
@@ -40,7 +52,7 @@ func NewClient(f Framing, opts Options, h Handler) *Client {
 func (cl *Client) SetOptions(o Options) error {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if cl.running {
+	if cl.running || cl.session != nil {
 		return newError(ErrAlreadyRunning, nil, "options are set before start")
 	}
 	cl.opts = o
@@ -58,7 +70,7 @@ func (cl *Client) Options() Options {
 func (cl *Client) SetHandler(h Handler) error {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if cl.running {
+	if cl.running || cl.session != nil {
 		return newError(ErrAlreadyRunning, nil, "the handler is set before start")
 	}
 	if h == nil {
@@ -84,20 +96,12 @@ func (cl *Client) start(host string, port int, files *TLSFiles) error {
 	cl.startMu.Lock()
 	defer cl.startMu.Unlock()
 	cl.mu.Lock()
-	if cl.running {
+	if cl.running || cl.session != nil {
 		cl.mu.Unlock()
 		return newError(ErrAlreadyRunning, nil, "client already running")
 	}
 	o, h := cl.opts, cl.handler
-	ctx, cancel := context.WithCancel(context.Background())
-	cl.cancel = cancel
 	cl.mu.Unlock()
-	defer func() {
-		cl.mu.Lock()
-		cl.cancel = nil
-		cl.mu.Unlock()
-		cancel()
-	}()
 
 	if port <= 0 || port > 65535 {
 		return newError(StartWrongPort, nil, "port %d outside 1..65535", port)
@@ -109,78 +113,188 @@ func (cl *Client) start(host string, port int, files *TLSFiles) error {
 			return err
 		}
 	}
+	ss := &clientSession{stopped: make(chan struct{}), done: make(chan struct{})}
+	ss.dial = func(ctx context.Context) (*conn, error) { return dialConn(ctx, host, port, cfg, &o) }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cl.mu.Lock()
+	cl.cancel = cancel
+	cl.mu.Unlock()
+	c, err := ss.dial(ctx)
+	cl.mu.Lock()
+	cl.cancel = nil
+	aborted := ctx.Err() != nil // Stop ran while we connected
+	cl.mu.Unlock()
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	cl.mu.Lock()
+	if aborted {
+		cl.mu.Unlock()
+		c.raw.Close()
+		return newError(StartConnect, context.Canceled, "stopped while connecting")
+	}
+	c.events = eventsOf(h)
+	cl.running = true
+	cl.c = c
+	cl.session = ss
+	if lc, ok := h.(lifecycle); ok {
+		lc.started()
+	}
+	cl.mu.Unlock()
+	go cl.run(ss, c, h, &o)
+	return nil
+}
+
+// dialConn connects (and handshakes) within Options.ConnectTimeout.
+func dialConn(ctx context.Context, host string, port int, cfg *tls.Config, o *Options) (*conn, error) {
 	if o.ConnectTimeout > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, o.ConnectTimeout)
-		defer c2()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
+		defer cancel()
+	}
+	d := net.Dialer{KeepAliveConfig: keepAliveConfig(o)}
+	if o.BindAddress != "" {
+		ip := net.ParseIP(o.BindAddress)
+		if ip == nil {
+			return nil, newError(StartConnect, nil, "local address %q is not an IP address", o.BindAddress)
+		}
+		d.LocalAddr = &net.TCPAddr{IP: ip}
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return newError(StartConnect, err, "connect to %s", addr)
+		return nil, newError(StartConnect, err, "connect to %s", addr)
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(o.NoDelay)
-	}
-	c := newConn(0, nc, o.SendQueueLimit)
+	applySocketOptions(nc, o)
+	c := newConn(0, nc, o, nil, nil)
 	if cfg != nil {
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return newError(StartConnectInit, err, "TLS handshake with %s", addr)
+			return nil, newError(StartConnectInit, err, "TLS handshake with %s", addr)
 		}
-		c.nc = tc
+		c.useTLS(tc)
 		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
 			c.peerSubject = &certs[0].Subject
 		}
 	}
 	c.established.Store(true)
-
-	cl.mu.Lock()
-	if ctx.Err() != nil { // Stop ran while we connected
-		cl.mu.Unlock()
-		c.nc.Close()
-		return newError(StartConnect, ctx.Err(), "stopped while connecting to %s", addr)
-	}
-	cl.running = true
-	cl.c = c
-	if lc, ok := h.(lifecycle); ok {
-		lc.started()
-	}
-	cl.mu.Unlock()
-	go c.writeLoop()
-	go cl.serve(c, h)
-	return nil
+	return c, nil
 }
 
-func (cl *Client) serve(c *conn, h Handler) {
-	defer close(c.done)
-	c.goid.Store(goroutineID())
-	var reason *Error
+// run serves the session's connections: the first, then, when
+// reconnecting, each new one, until Stop or a loss without reconnect.
+func (cl *Client) run(ss *clientSession, c *conn, h Handler, o *Options) {
+	defer close(ss.done)
+	ss.goid = goroutineID()
+	var last *conn
+	for c != nil {
+		last = c
+		c.goid.Store(ss.goid)
+		cl.serve(ss, c, o)
+		close(c.done)
+		c = cl.reconnect(ss, h, o, c.closeReason())
+	}
+	cl.mu.Lock()
+	if cl.session == ss {
+		cl.session = nil
+	}
+	if cl.session == nil && cl.c == last { // not restarted meanwhile
+		if lc, ok := h.(lifecycle); ok {
+			lc.stopped()
+		}
+	}
+	cl.mu.Unlock()
+}
+
+func (cl *Client) serve(ss *clientSession, c *conn, o *Options) {
+	var res readResult
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				reason = newError(ErrInternal, nil, "panic in handler: %v", r)
+				res = readResult{reason: CloseInternal, err: newError(ErrInternal, nil, "panic in handler: %v", r)}
 			}
 		}()
-		reason = c.readLoop(cl.framing.NewDecoder(), cl.framing.MaxMessage(), h)
+		res = c.readLoop(cl.framing.NewDecoder(), cl.framing.MaxMessage())
 	}()
-	cl.mu.Lock()
-	if cl.c == c {
-		cl.running = false
+	c.finish(res, func() {
+		cl.mu.Lock()
+		if cl.c == c {
+			cl.running = false
+		}
+		// Without a reconnect to come, the session is over before Closed
+		// runs, so that Closed may start the client again.
+		if cl.session == ss && (!o.Reconnect || isClosed(ss.stopped)) {
+			cl.session = nil
+		}
+		cl.mu.Unlock()
+	})
+}
+
+// reconnect connects again after a lost connection, with exponential
+// back-off and jitter, reporting each attempt; nil when the session ends.
+func (cl *Client) reconnect(ss *clientSession, h Handler, o *Options, reason CloseReason) *conn {
+	if !o.Reconnect || reason == CloseStopped || reason == CloseLocal {
+		return nil
 	}
-	cl.mu.Unlock()
-	c.close(false)
-	<-c.writeDone
-	if reason != nil {
-		h.Error(0, reason)
+	ch, _ := h.(ConnectHandler)
+	wait := max(o.ReconnectMin, time.Millisecond)
+	for attempt := 1; ; attempt++ {
+		jitter := 0.8 + 0.4*rand.Float64()
+		t := time.NewTimer(time.Duration(float64(wait) * jitter))
+		select {
+		case <-ss.stopped:
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cl.mu.Lock()
+		if cl.session != ss {
+			cl.mu.Unlock()
+			cancel()
+			return nil
+		}
+		cl.cancel = cancel
+		cl.mu.Unlock()
+		c, err := ss.dial(ctx)
+		cl.mu.Lock()
+		cl.cancel = nil
+		stopped := cl.session != ss || isClosed(ss.stopped)
+		if err == nil && !stopped {
+			c.events = eventsOf(h)
+			cl.c = c
+			cl.running = true
+		}
+		cl.mu.Unlock()
+		cancel()
+		if stopped {
+			if c != nil {
+				c.raw.Close()
+			}
+			return nil
+		}
+		if ch != nil {
+			ch.Connect(attempt, err)
+		}
+		if err == nil {
+			return c
+		}
+		logf(LogDebug, "reconnect attempt %d: %v", attempt, err)
+		wait = min(2*wait, max(o.ReconnectMax, o.ReconnectMin))
 	}
-	h.Closed(0)
-	cl.mu.Lock()
-	if lc, ok := h.(lifecycle); ok && cl.c == c { // not restarted meanwhile
-		lc.stopped()
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
-	cl.mu.Unlock()
 }
 
 // Running reports whether the client is connected.
@@ -191,30 +305,42 @@ func (cl *Client) Running() bool {
 }
 
 // Stop closes the connection -- after up to Options.Linger for queued data
-// to be written -- and returns when the handler has received Closed, unless
-// called from the handler, whose Closed then follows. It also aborts a
-// Start in progress.
+// to be written -- ends reconnecting, and returns when the handler has
+// received Closed, unless called from the handler, whose Closed then
+// follows. It also aborts a Start in progress.
 func (cl *Client) Stop() {
 	cl.mu.Lock()
 	if cl.cancel != nil {
 		cl.cancel()
 	}
+	ss := cl.session
 	c := cl.c
 	wasRunning := cl.running
 	cl.running = false
 	h, linger := cl.handler, cl.opts.Linger
+	if ss != nil && !isClosed(ss.stopped) {
+		close(ss.stopped)
+	}
 	cl.mu.Unlock()
-	if c == nil {
+	if ss == nil && c == nil {
 		return
 	}
-	if wasRunning {
+	if wasRunning && c != nil {
 		c.waitDrained(linger)
 	}
 	if lc, ok := h.(lifecycle); ok {
 		lc.stopping()
 	}
-	c.close(true)
-	if c.goid.Load() != goroutineID() {
+	if c == nil {
+		return
+	}
+	c.close(CloseStopped, true)
+	if me := goroutineID(); c.goid.Load() == me || c.readyGoid.Load() == me {
+		return
+	}
+	if ss != nil {
+		<-ss.done
+	} else {
 		<-c.done
 	}
 }
@@ -256,16 +382,53 @@ func (cl *Client) Flush(timeout time.Duration) error {
 	return err
 }
 
+// Queued is the number of bytes queued and not yet written.
+func (cl *Client) Queued() (int, error) {
+	c, err := cl.live()
+	if err != nil {
+		return 0, err
+	}
+	return c.queued(), nil
+}
+
+// Pause stops reading from the server until Resume.
+func (cl *Client) Pause() error {
+	c, err := cl.live()
+	if err != nil {
+		return err
+	}
+	c.pause()
+	return nil
+}
+
+// Resume restarts reading.
+func (cl *Client) Resume() error {
+	c, err := cl.live()
+	if err != nil {
+		return err
+	}
+	c.resumeReading()
+	return nil
+}
+
+// ConnStats returns the counters of the current (or last) connection.
+func (cl *Client) ConnStats() (ConnStats, error) {
+	cl.mu.Lock()
+	c := cl.c
+	cl.mu.Unlock()
+	if c == nil {
+		return ConnStats{}, newError(ErrNotRunning, nil, "client never connected")
+	}
+	return c.snapshot(), nil
+}
+
 // LocalPort returns the local port of the connection.
 func (cl *Client) LocalPort() (int, error) {
 	c, err := cl.live()
 	if err != nil {
 		return 0, err
 	}
-	if a, ok := c.nc.LocalAddr().(*net.TCPAddr); ok {
-		return a.Port, nil
-	}
-	return 0, newError(ErrInternal, errors.New("not a TCP address"), "")
+	return c.localPort, nil
 }
 
 // ServerSubjectPart returns a field of the server certificate's subject.

@@ -278,6 +278,8 @@ type slowClosedQueue struct {
 	once    sync.Once
 }
 
+func (q *slowClosedQueue) ClosedEx(id int, _ CloseReason, _ any) { q.Closed(id) }
+
 func (q *slowClosedQueue) Closed(id int) {
 	q.once.Do(func() {
 		q.entered <- struct{}{}

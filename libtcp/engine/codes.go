@@ -3,8 +3,11 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 )
 
 // Code is a start code or error code. The values are part of the C ABI
@@ -48,6 +51,10 @@ const (
 	ErrContainsDelimiter Code = -13
 	ErrQueueFull         Code = -14
 	ErrFile              Code = -15
+	ErrMemoryBudget      Code = -16
+	ErrRefused           Code = -17
+	ErrProxy             Code = -18
+	ErrAccept            Code = -19
 )
 
 var codeText = map[Code]string{
@@ -81,6 +88,10 @@ var codeText = map[Code]string{
 	ErrContainsDelimiter: "message contains the delimiter",
 	ErrQueueFull:         "send queue full",
 	ErrFile:              "file could not be read or written",
+	ErrMemoryBudget:      "memory budget used up",
+	ErrRefused:           "connection refused",
+	ErrProxy:             "PROXY protocol header missing, malformed or untrusted",
+	ErrAccept:            "accept failed",
 }
 
 // Codes lists every code, for exporting descriptions.
@@ -115,6 +126,65 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Errno is the OS error number behind err, or 0.
+func Errno(err error) int {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return int(errno)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return int(syscall.ETIMEDOUT)
+	}
+	return 0
+}
+
+// CloseReason says why a connection ended (enum tcp_close_reason).
+type CloseReason int
+
+const (
+	ClosePeer           CloseReason = 1
+	CloseReset          CloseReason = 2
+	CloseIdleTimeout    CloseReason = 3
+	CloseMessageTimeout CloseReason = 4
+	CloseWriteTimeout   CloseReason = 5
+	CloseStopped        CloseReason = 6
+	CloseLocal          CloseReason = 7
+	CloseMessageTooLong CloseReason = 8
+	CloseTLS            CloseReason = 9
+	CloseMemoryBudget   CloseReason = 10
+	CloseInternal       CloseReason = 11
+)
+
+var reasonText = map[CloseReason]string{
+	ClosePeer:           "peer closed",
+	CloseReset:          "connection reset or broken",
+	CloseIdleTimeout:    "idle timeout",
+	CloseMessageTimeout: "message timeout",
+	CloseWriteTimeout:   "write timeout",
+	CloseStopped:        "stopped",
+	CloseLocal:          "closed locally",
+	CloseMessageTooLong: "message too long",
+	CloseTLS:            "TLS failure",
+	CloseMemoryBudget:   "memory budget",
+	CloseInternal:       "internal error",
+}
+
+// CloseReasons lists every reason, for exporting descriptions.
+func CloseReasons() []CloseReason {
+	out := make([]CloseReason, 0, len(reasonText))
+	for r := range reasonText {
+		out = append(out, r)
+	}
+	return out
+}
+
+func (r CloseReason) String() string {
+	if t, ok := reasonText[r]; ok {
+		return t
+	}
+	return "unknown close reason"
+}
 
 func newError(code Code, err error, format string, args ...any) *Error {
 	reason := fmt.Sprintf(format, args...)

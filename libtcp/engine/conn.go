@@ -8,137 +8,371 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
-// Receive buffers start small and grow only for long messages, so that
-// thousands of idle connections stay cheap.
+// Buffers. A connection holds no receive buffer while nothing is pending:
+// plain TCP waits for readability first and borrows a pooled chunk only to
+// read; bytes of a message that is not complete move into a buffer of the
+// connection's own, sized to what arrived and charged to the budget.
 const (
-	initialReadBuffer = 16 << 10
-	maxIdleReadBuffer = 64 << 10
-	maxIdleSendBuffer = 1 << 20
+	readChunk         = 16 << 10 // pooled read buffer
+	minOwnedBuffer    = 512      // smallest buffer for a partial message
+	maxIdleSendBuffer = 256 << 10
+	writeChunk        = 256 << 10 // bytes per write call: progress is seen per chunk
 )
 
+var readPool = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+
 // conn is all per-connection state, shared by server and client: the socket,
-// the send queue and its writer goroutine, the peer's identity.
+// the receive buffer, the send queue and its on-demand writer, the events'
+// serialisation, the counters.
 type conn struct {
 	id          int
-	raw         net.Conn // the TCP socket; closing it ends everything
-	nc          net.Conn // what we read and write: raw, or TLS over raw
+	raw         net.Conn        // the TCP socket; closing it ends everything
+	nc          net.Conn        // what we read and write: raw, or TLS over raw
+	rc          syscall.RawConn // raw's, for buffer-less waits and inline writes (plain TCP only)
 	remoteIP    string
 	remotePort  int
+	localPort   int
 	peerSubject *pkix.Name // verified peer certificate's subject; nil if none
 	established atomic.Bool
 	closing     atomic.Bool  // set by close: no Message call after it
 	goid        atomic.Int64 // goroutine that delivers this connection's events
+	readyGoid   atomic.Int64 // goroutine delivering a Ready, while it runs
+	user        atomic.Pointer[any]
+	since       time.Time
+	stats       connCounters
+	srvStats    *serverCounters // nil for a client
+	budget      *budget
+	opts        *Options
+
+	idle   atomic.Int64 // idle timeout in ns; 0 = none
+	evMu   sync.Mutex   // held while a callback of this connection runs
+	events events
+
+	pauseMu  sync.Mutex
+	paused   bool
+	resumeCh chan struct{}
 
 	mu        sync.Mutex
-	out       []byte // queued bytes, framed
+	out       []byte // queued bytes, framed, not yet taken by a writer
 	spare     []byte // the writer's previous buffer, reused
-	limit     int
-	dead      bool          // closed: sends refused
-	quiet     bool          // closed on purpose (stop, close): no error event
+	inflight  int    // bytes a writer took and has not finished writing
+	held      int64  // bytes of out+inflight charged to the budget
+	writer    bool   // a writer goroutine runs
+	wantReady bool   // a send was refused: Ready when the queue drains
+	progress  uint64 // bumped after every chunk written
+	dead      bool   // closed: sends refused
+	reason    CloseReason
 	writeErr  *Error        // first write failure
-	writing   bool          // the writer holds bytes it has not written yet
 	drained   chan struct{} // closed when out is empty and nothing is being written
-	wake      chan struct{}
 	deadCh    chan struct{}
-	done      chan struct{} // reader goroutine finished, after Closed
-	writeDone chan struct{}
+	done      chan struct{} // event goroutine finished, after Closed
+	helpers   sync.WaitGroup
 }
 
-func newConn(id int, nc net.Conn, limit int) *conn {
+type connCounters struct {
+	bytesIn, bytesOut, msgsIn, msgsOut atomic.Uint64
+}
+
+func newConn(id int, nc net.Conn, o *Options, b *budget, ss *serverCounters) *conn {
 	c := &conn{
-		id:        id,
-		raw:       nc,
-		nc:        nc,
-		limit:     limit,
-		wake:      make(chan struct{}, 1),
-		deadCh:    make(chan struct{}),
-		done:      make(chan struct{}),
-		writeDone: make(chan struct{}),
+		id:       id,
+		raw:      nc,
+		nc:       nc,
+		opts:     o,
+		budget:   b,
+		srvStats: ss,
+		since:    time.Now(),
+		deadCh:   make(chan struct{}),
+		done:     make(chan struct{}),
 	}
+	c.idle.Store(int64(o.IdleTimeout))
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
-		c.remoteIP = a.IP.String()
+		c.remoteIP = a.AddrPort().Addr().Unmap().String()
 		c.remotePort = a.Port
+	}
+	if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		c.localPort = a.Port
+	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
 	}
 	return c
 }
 
-// send frames msg into the queue and wakes the writer. It never blocks on
-// the network.
-func (c *conn) send(f Framing, msg []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dead {
-		return newError(ErrNoClient, nil, "connection %d is closing", c.id)
-	}
-	if c.limit > 0 && len(c.out) > 0 && len(c.out)+len(msg) >= c.limit {
-		return newError(ErrQueueFull, nil, "%d bytes queued for connection %d, limit %d", len(c.out), c.id, c.limit)
-	}
-	out, err := f.Encode(c.out, msg)
-	if err != nil {
-		return err
-	}
-	c.out = out
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// useTLS switches reading and writing to the TLS connection over raw.
+func (c *conn) useTLS(t net.Conn) {
+	c.nc = t
+	c.rc = nil // TLS buffers internally: only its own Read may wait
+}
+
+// User is the value set with SetUser, or nil.
+func (c *conn) User() any {
+	if p := c.user.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
 
-// writeLoop writes whatever is queued, as one write per wake-up, so that
-// many small messages share a syscall (and a TLS record).
+// SetUser attaches the caller's value to the connection.
+func (c *conn) SetUser(v any) { c.user.Store(&v) }
+
+// ---------------------------------------------------------------------------
+// Sending
+
+// send frames msg into the queue. It never blocks on the network: with
+// nothing queued, plain TCP writes at once what the kernel takes, and only
+// the rest waits for a writer goroutine.
+func (c *conn) send(f Framing, msg []byte) error {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return newError(ErrNoClient, nil, "connection %d is closing", c.id)
+	}
+	queued := len(c.out) + c.inflight
+	if lim := c.opts.SendQueueLimit; lim > 0 && queued > 0 && queued+len(msg) > lim {
+		c.wantReady = true
+		c.mu.Unlock()
+		return newError(ErrQueueFull, nil, "%d bytes queued for connection %d, limit %d", queued, c.id, lim)
+	}
+	before := len(c.out)
+	out, err := f.Encode(c.out, msg)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.out = out
+	c.stats.msgsOut.Add(1)
+	if c.srvStats != nil {
+		c.srvStats.msgsOut.Add(1)
+	}
+	if queued == 0 && !c.writer && c.rc != nil {
+		c.writeNowLocked()
+		if len(c.out) == 0 {
+			c.mu.Unlock()
+			return nil
+		}
+		// The rest must go out whole: charge it whatever the budget says.
+		c.budget.force(int64(len(c.out)))
+		c.held += int64(len(c.out))
+	} else {
+		delta := int64(len(c.out) - before)
+		if !c.budget.charge(c.held, delta) {
+			c.out = c.out[:before]
+			c.wantReady = true
+			c.stats.msgsOut.Add(^uint64(0))
+			if c.srvStats != nil {
+				c.srvStats.msgsOut.Add(^uint64(0))
+			}
+			if !c.writer && len(c.out) == 0 {
+				// No writer of ours will drain anything: other connections
+				// free the budget, so offer a retry a little later.
+				c.wantReady = false
+				c.deliverReadyAfter(budgetRetryDelay)
+			}
+			c.mu.Unlock()
+			return newError(ErrMemoryBudget, nil, "connection %d: the server's memory budget is used up", c.id)
+		}
+		c.held += delta
+	}
+	if !c.writer {
+		c.writer = true
+		c.helpers.Add(1)
+		go c.writeLoop()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// writeNowLocked writes as much of c.out as the socket takes without
+// waiting (plain TCP, nothing else queued). MSG_NOSIGNAL: this may run on a
+// host thread, where a SIGPIPE would reach the host's handler.
+func (c *conn) writeNowLocked() {
+	var n int
+	var werr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.SendmsgN(int(fd), c.out, nil, nil, syscall.MSG_NOSIGNAL)
+			if werr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	if err == nil && werr != nil && werr != syscall.EAGAIN {
+		err = werr
+	}
+	if n > 0 {
+		c.countOut(n)
+		c.out = c.out[:copy(c.out, c.out[n:])]
+	}
+	if err != nil {
+		// Leave it to the writer goroutine, which reports and closes.
+		return
+	}
+}
+
+func (c *conn) countOut(n int) {
+	c.stats.bytesOut.Add(uint64(n))
+	if c.srvStats != nil {
+		c.srvStats.bytesOut.Add(uint64(n))
+	}
+}
+
+// writeLoop writes whatever is queued, many messages per write call (and per
+// TLS record), and exits when the queue is empty.
 func (c *conn) writeLoop() {
-	defer close(c.writeDone)
+	defer c.helpers.Done()
 	for {
-		select {
-		case <-c.wake:
-		case <-c.deadCh:
+		c.mu.Lock()
+		if c.dead || len(c.out) == 0 {
+			c.writer = false
+			c.signalDrainedLocked()
+			c.mu.Unlock()
 			return
 		}
-		c.mu.Lock()
 		buf := c.out
 		c.out = c.spare[:0]
 		c.spare = nil
-		c.writing = len(buf) > 0
+		c.inflight = len(buf)
 		c.mu.Unlock()
-		if len(buf) == 0 {
-			continue
-		}
-		_, err := c.nc.Write(buf)
-		if err != nil {
-			c.mu.Lock()
-			if c.writeErr == nil && !c.quiet {
-				c.writeErr = newError(ErrIO, err, "write")
-			}
-			c.mu.Unlock()
-			c.close(false)
-			return
-		}
+
+		err := c.writeAll(buf)
+
 		c.mu.Lock()
+		c.inflight = 0
+		c.held -= int64(len(buf))
+		c.budget.release(int64(len(buf)))
 		if cap(buf) <= maxIdleSendBuffer {
 			c.spare = buf[:0]
+		} else {
+			noteBigFree(cap(buf))
 		}
-		c.writing = false
-		if len(c.out) == 0 && c.drained != nil {
-			close(c.drained)
-			c.drained = nil
+		ready := c.wantReady && !c.dead && err == nil && len(c.out) <= c.opts.SendLowWater
+		if ready {
+			c.wantReady = false
 		}
 		c.mu.Unlock()
+		if err != nil {
+			c.failWrite(err)
+			c.mu.Lock()
+			c.writer = false
+			c.mu.Unlock()
+			return
+		}
+		if ready {
+			c.deliverReady()
+		}
 	}
+}
+
+// writeAll writes buf in chunks, so that the write timeout measures progress
+// and the drain after a peer's EOF can see it.
+func (c *conn) writeAll(buf []byte) error {
+	wt := c.opts.WriteTimeout
+	for len(buf) > 0 {
+		chunk := buf[:min(len(buf), writeChunk)]
+		if wt > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(wt))
+		}
+		n, err := c.nc.Write(chunk)
+		if n > 0 {
+			c.countOut(n)
+			c.mu.Lock()
+			c.progress++
+			c.mu.Unlock()
+		}
+		if err != nil {
+			return err
+		}
+		buf = buf[n:]
+	}
+	return nil
+}
+
+func (c *conn) failWrite(err error) {
+	c.mu.Lock()
+	reason := CloseReset
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		reason = CloseWriteTimeout
+	}
+	if c.writeErr == nil && !c.dead {
+		code := ErrIO
+		if reason == CloseWriteTimeout {
+			code = ErrTimeout
+		}
+		c.writeErr = newError(code, err, "write")
+	}
+	c.mu.Unlock()
+	c.close(reason, false)
+}
+
+func (c *conn) signalDrainedLocked() {
+	if len(c.out) == 0 && c.inflight == 0 && c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
+}
+
+// deliverReady runs the Ready event on a goroutine of its own (the event
+// goroutine may be waiting for the peer), serialised with the connection's
+// other events and finished before its Closed.
+func (c *conn) deliverReady() {
+	c.helpers.Add(1)
+	go func() {
+		defer c.helpers.Done()
+		c.readyGoid.Store(goroutineID())
+		defer c.readyGoid.Store(0)
+		c.evMu.Lock()
+		defer c.evMu.Unlock()
+		if !c.closing.Load() {
+			c.events.ready(c)
+		}
+	}()
+}
+
+// budgetRetryDelay is when a connection refused for the budget alone hears
+// Ready: no queue of its own drains to tell it sooner.
+const budgetRetryDelay = 20 * time.Millisecond
+
+func (c *conn) deliverReadyAfter(d time.Duration) {
+	c.helpers.Add(1)
+	go func() {
+		defer c.helpers.Done()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			c.deliverReady() // counted in helpers before ours is done
+		case <-c.deadCh:
+		}
+	}()
+}
+
+// queued is the number of bytes not yet handed to the kernel.
+func (c *conn) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.out) + c.inflight
 }
 
 // waitDrained waits up to timeout until everything queued was written (to
 // the kernel; for TLS, encrypted first).
 func (c *conn) waitDrained(timeout time.Duration) error {
+	return c.waitDrainedIdle(timeout, false)
+}
+
+// waitDrainedIdle is waitDrained; with idle, the timeout counts from the
+// last progress of the writer instead of from the call.
+func (c *conn) waitDrainedIdle(timeout time.Duration, idle bool) error {
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
 		return newError(ErrNoClient, nil, "connection %d closed", c.id)
 	}
-	if len(c.out) == 0 && !c.writing {
+	if len(c.out) == 0 && c.inflight == 0 {
 		c.mu.Unlock()
 		return nil
 	}
@@ -149,109 +383,408 @@ func (c *conn) waitDrained(timeout time.Duration) error {
 	if c.drained == nil {
 		c.drained = make(chan struct{})
 	}
-	ch := c.drained
+	ch, progress := c.drained, c.progress
 	c.mu.Unlock()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case <-ch:
-		return nil
-	case <-c.deadCh:
-		return newError(ErrNoClient, nil, "connection %d closed before its data was written", c.id)
-	case <-t.C:
-		return newError(ErrTimeout, nil, "data still queued for connection %d after %v", c.id, timeout)
+	for {
+		select {
+		case <-ch:
+			return nil
+		case <-c.deadCh:
+			return newError(ErrNoClient, nil, "connection %d closed before its data was written", c.id)
+		case <-t.C:
+			c.mu.Lock()
+			moved := c.progress != progress
+			progress = c.progress
+			c.mu.Unlock()
+			if !idle || !moved {
+				return newError(ErrTimeout, nil, "data still queued for connection %d after %v", c.id, timeout)
+			}
+			t.Reset(timeout)
+		}
 	}
 }
 
-// close shuts the connection once; quiet marks a close we asked for, which
-// is not reported as an error.
-func (c *conn) close(quiet bool) {
+// close shuts the connection once, discarding what is queued. reason is
+// kept from the first close; quiet marks a close we asked for, which is
+// not reported as an error.
+func (c *conn) close(reason CloseReason, quiet bool) {
 	c.closing.Store(true)
 	c.mu.Lock()
-	if quiet {
-		c.quiet = true
-	}
 	if c.dead {
 		c.mu.Unlock()
 		return
 	}
 	c.dead = true
-	c.out = nil
+	c.reason = reason
+	if quiet {
+		c.writeErr = nil
+	}
+	c.budget.release(int64(len(c.out)))
+	c.held -= int64(len(c.out))
+	c.out, c.spare = nil, nil
 	c.mu.Unlock()
 	close(c.deadCh)
 	c.raw.Close()
+	c.resumeReading() // a paused reader must see the close
 }
 
-// readLoop reads and decodes until the connection ends, delivering messages
-// to h. It returns the error to report, or nil for an orderly end.
-func (c *conn) readLoop(dec Decoder, maxMsg int, h Handler) *Error {
-	buf := make([]byte, initialReadBuffer)
-	start, end := 0, 0
-	emit := func(m []byte, _ bool) {
-		if !c.closing.Load() {
-			h.Message(c.id, m)
+func (c *conn) isDead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead
+}
+
+// closeReason is the reason of the first close.
+func (c *conn) closeReason() CloseReason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// ---------------------------------------------------------------------------
+// Pausing
+
+func (c *conn) pause() {
+	c.pauseMu.Lock()
+	if !c.paused {
+		c.paused = true
+		c.resumeCh = make(chan struct{})
+	}
+	c.pauseMu.Unlock()
+	// A reader blocked in read without a deadline notices nothing; it
+	// delivers what it reads next only after resume (see waitResumed).
+}
+
+func (c *conn) resumeReading() {
+	c.pauseMu.Lock()
+	if c.paused {
+		c.paused = false
+		close(c.resumeCh)
+	}
+	c.pauseMu.Unlock()
+}
+
+// waitResumed blocks while the connection is paused; false when it closed.
+func (c *conn) waitResumed() bool {
+	c.pauseMu.Lock()
+	paused, ch := c.paused, c.resumeCh
+	c.pauseMu.Unlock()
+	if paused {
+		<-ch
+	}
+	return !c.closing.Load()
+}
+
+// setIdle changes the idle timeout; it applies to the wait in progress too.
+func (c *conn) setIdle(d time.Duration) {
+	c.idle.Store(int64(d))
+	if d > 0 {
+		c.raw.SetReadDeadline(time.Now().Add(d))
+	} else {
+		c.raw.SetReadDeadline(time.Time{})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Receiving
+
+// recvBuf is the receive buffer: nil while nothing is pending, a pooled
+// chunk while reading, or the connection's own buffer holding a partial
+// message (charged to the budget).
+type recvBuf struct {
+	b          []byte
+	pooled     *[]byte
+	start, end int
+	charged    int64
+}
+
+func (r *recvBuf) pending() int { return r.end - r.start }
+
+func (c *conn) dropBuffer(r *recvBuf) {
+	if r.pooled != nil {
+		readPool.Put(r.pooled)
+	} else if r.b != nil {
+		c.budget.release(r.charged)
+		if r.charged >= maxIdleSendBuffer {
+			noteBigFree(int(r.charged))
 		}
 	}
-	for {
-		if end == len(buf) {
-			if start > 0 {
-				end = copy(buf, buf[start:end])
-				start = 0
-			} else {
-				buf = grow(buf, end, maxMsg)
+	*r = recvBuf{}
+}
+
+// own moves pending bytes into a buffer of the connection's own of at least
+// size bytes. False when the budget refuses it.
+func (c *conn) own(r *recvBuf, size int) bool {
+	size = max(size, minOwnedBuffer)
+	if r.pooled == nil && len(r.b) >= size && r.start == 0 {
+		return true
+	}
+	if !c.budget.charge(r.charged, int64(size)-r.charged) {
+		return false
+	}
+	nb := make([]byte, size)
+	n := copy(nb, r.b[r.start:r.end])
+	if r.pooled != nil {
+		readPool.Put(r.pooled)
+	} else if r.charged >= maxIdleSendBuffer {
+		noteBigFree(int(r.charged))
+	}
+	*r = recvBuf{b: nb, end: n, charged: int64(size)}
+	return true
+}
+
+// readResult is how reading ended.
+type readResult struct {
+	reason CloseReason
+	err    *Error // reported to the error event; nil for an orderly end
+	drain  bool   // write what is queued before closing
+}
+
+// readLoop reads and decodes until the connection ends, delivering messages.
+func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
+	var r recvBuf
+	defer c.dropBuffer(&r)
+	var msgStart time.Time // first byte of a partial message
+	emit := func(m []byte, partial bool) {
+		if !c.waitResumed() {
+			return
+		}
+		c.stats.bytesIn.Add(uint64(len(m)))
+		if !partial {
+			c.stats.msgsIn.Add(1)
+			if c.srvStats != nil {
+				c.srvStats.msgsIn.Add(1)
 			}
 		}
-		n, err := c.nc.Read(buf[end:])
+		if c.srvStats != nil {
+			c.srvStats.bytesIn.Add(uint64(len(m)))
+		}
+		c.evMu.Lock()
+		defer c.evMu.Unlock()
+		if !c.closing.Load() {
+			c.events.message(c, m, partial)
+		}
+	}
+	needer, _ := dec.(sizeHinter)
+	armed := false
+	for {
+		if !c.waitResumed() {
+			return readResult{}
+		}
+		c.armReadDeadline(r.pending() > 0, msgStart, &armed)
+		if r.b != nil && r.end == len(r.b) {
+			if r.start > 0 {
+				r.end = copy(r.b, r.b[r.start:r.end])
+				r.start = 0
+			} else if !c.own(&r, c.nextSize(&r, maxMsg, needer)) {
+				return c.budgetExceeded()
+			}
+			if r.end == len(r.b) { // the framing let a message pass its limit
+				return readResult{reason: CloseMessageTooLong, err: newError(ErrMessageTooLong, nil, "received message over %d bytes", maxMsg), drain: true}
+			}
+		}
+		n, err := c.read(&r)
 		if n > 0 {
-			end += n
-			used, ferr := dec.Decode(buf[start:end], emit)
-			start += used
-			if start == end {
-				start, end = 0, 0
-				if len(buf) > maxIdleReadBuffer {
-					buf = make([]byte, initialReadBuffer)
+			r.end += n
+			used, ferr := dec.Decode(r.b[r.start:r.end], emit)
+			r.start += used
+			switch {
+			case r.start == r.end:
+				c.dropBuffer(&r)
+				msgStart = time.Time{}
+			case r.pooled != nil:
+				if msgStart.IsZero() || used > 0 {
+					msgStart = time.Now()
 				}
+				if !c.own(&r, c.nextSize(&r, maxMsg, needer)) {
+					return c.budgetExceeded()
+				}
+			case used > 0:
+				msgStart = time.Now()
 			}
 			if ferr != nil {
 				var e *Error
 				if !errors.As(ferr, &e) {
 					e = newError(ErrIO, ferr, "decode")
 				}
-				return e
+				reason := CloseMessageTooLong
+				if e.Code != ErrMessageTooLong {
+					reason = CloseReset
+				}
+				return readResult{reason: reason, err: e, drain: true}
 			}
 		}
 		if err != nil {
-			return c.endReason(err)
+			return c.endReason(err, r.pending() > 0, msgStart)
 		}
 	}
 }
 
-func grow(buf []byte, used, maxMsg int) []byte {
-	size := 2 * len(buf)
-	if maxMsg > 0 && size > maxMsg+1 {
-		size = maxMsg + 1
+// nextSize is the size a partial message's buffer grows to: what the
+// framing says the message needs, or twice what arrived, never more than
+// the limit needs.
+func (c *conn) nextSize(r *recvBuf, maxMsg int, needer sizeHinter) int {
+	p := r.pending()
+	size := 2 * max(p, minOwnedBuffer/2)
+	if needer != nil {
+		if need := needer.Need(); need > p {
+			size = need
+		}
 	}
-	if size <= len(buf) {
-		size = len(buf) + initialReadBuffer
+	if size < p+readChunk/4 && p >= readChunk {
+		size = p + readChunk
 	}
-	nb := make([]byte, size)
-	copy(nb, buf[:used])
-	return nb
+	if maxMsg > 0 && size > maxMsg+64 {
+		size = max(maxMsg+64, p+1)
+	}
+	return size
 }
 
-// endReason turns the read error that ended a connection into what the
-// user is told: nothing for an orderly close or one we asked for.
-func (c *conn) endReason(err error) *Error {
+func (c *conn) budgetExceeded() readResult {
+	if c.srvStats != nil {
+		c.srvStats.closedForLimits.Add(1)
+	}
+	return readResult{
+		reason: CloseMemoryBudget,
+		err:    newError(ErrMemoryBudget, nil, "connection %d needs more memory than its share of the budget", c.id),
+		drain:  true,
+	}
+}
+
+// read reads into r, taking a pooled chunk if r holds nothing. Plain TCP
+// waits for readability before taking the chunk, so that idle connections
+// hold no buffer.
+func (c *conn) read(r *recvBuf) (int, error) {
+	if c.rc == nil {
+		if r.b == nil {
+			r.pooled = readPool.Get().(*[]byte)
+			r.b = *r.pooled
+		}
+		return c.nc.Read(r.b[r.end:])
+	}
+	var n int
+	var rerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		if r.b == nil {
+			r.pooled = readPool.Get().(*[]byte)
+			r.b = *r.pooled
+		}
+		for {
+			n, rerr = syscall.Read(int(fd), r.b[r.end:])
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			if r.pooled != nil && r.end == 0 {
+				readPool.Put(r.pooled)
+				r.b, r.pooled = nil, nil
+			}
+			return false
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, os.NewSyscallError("read", rerr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// sizeHinter is implemented by decoders that know how many bytes, from the
+// start of the pending data, the current message needs (a length prefix):
+// its buffer then grows to exactly that.
+type sizeHinter interface{ Need() int }
+
+// armReadDeadline sets the read deadline from the idle and message
+// timeouts; with neither it touches the socket only to clear what it set.
+func (c *conn) armReadDeadline(partial bool, msgStart time.Time, armed *bool) {
+	idle := time.Duration(c.idle.Load())
+	mt := c.opts.MessageTimeout
+	if !partial {
+		mt = 0
+	}
+	if idle <= 0 && mt <= 0 {
+		if *armed {
+			c.raw.SetReadDeadline(time.Time{})
+			*armed = false
+		}
+		return
+	}
+	*armed = true
+	var dl time.Time
+	if idle > 0 {
+		dl = time.Now().Add(idle)
+	}
+	if mt > 0 {
+		if md := msgStart.Add(mt); dl.IsZero() || md.Before(dl) {
+			dl = md
+		}
+	}
+	c.raw.SetReadDeadline(dl)
+}
+
+// endReason turns the read error that ended a connection into its close
+// reason and what the user is told.
+func (c *conn) endReason(err error, partial bool, msgStart time.Time) readResult {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
+	dead, reason, werr := c.dead, c.reason, c.writeErr
+	c.mu.Unlock()
+	switch {
+	case werr != nil:
+		return readResult{reason: reason, err: werr}
+	case dead:
+		return readResult{reason: reason}
+	case errors.Is(err, io.EOF):
+		return readResult{reason: ClosePeer, drain: !c.opts.CloseOnEOF}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if c.srvStats != nil {
+			c.srvStats.timedOut.Add(1)
+		}
+		if partial && c.opts.MessageTimeout > 0 && time.Since(msgStart) >= c.opts.MessageTimeout {
+			return readResult{reason: CloseMessageTimeout, err: newError(ErrTimeout, nil, "message not completed within %v", c.opts.MessageTimeout)}
+		}
+		return readResult{reason: CloseIdleTimeout, err: newError(ErrTimeout, nil, "idle for %v", time.Duration(c.idle.Load()))}
 	}
-	if c.quiet || errors.Is(err, io.EOF) {
-		return nil
+	return readResult{reason: CloseReset, err: newError(ErrIO, err, "read")}
+}
+
+// finish ends a connection whose reading ended: for an EOF or a protocol
+// error, what is queued is written first (bounded), then everything closes,
+// helpers finish, and the error and closed events run.
+func (c *conn) finish(res readResult, unlist func()) {
+	if res.drain {
+		bound, idle := c.opts.WriteTimeout, true
+		if bound <= 0 {
+			bound = c.opts.Linger
+		}
+		if err := c.waitDrainedIdle(bound, idle); err != nil && CodeOf(err) == ErrTimeout && res.err == nil && res.reason == ClosePeer {
+			res.err = newError(ErrTimeout, nil, "peer closed; queued data not taken within %v", bound)
+		}
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return newError(ErrTimeout, err, "read")
+	if unlist != nil {
+		unlist()
 	}
-	return newError(ErrIO, err, "read")
+	c.close(res.reason, false)
+	c.helpers.Wait()
+	reason := c.closeReason()
+	c.mu.Lock()
+	werr := c.writeErr
+	c.mu.Unlock()
+	report := res.err
+	if report == nil && werr != nil {
+		report = werr
+	}
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if report != nil && reason != CloseStopped && reason != CloseLocal {
+		c.events.h.Error(c.id, report)
+	}
+	c.events.closed(c, reason)
 }

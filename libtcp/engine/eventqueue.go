@@ -12,6 +12,8 @@ const (
 	EventMessage     = 2
 	EventClosed      = 3
 	EventError       = 4
+	EventReady       = 5
+	EventConnect     = 6
 )
 
 // EventHeaderSize is the size of a record header: kind, client id, code and
@@ -33,6 +35,7 @@ type EventQueue struct {
 	running   bool
 	releasing bool
 	ready     chan struct{}
+	budget    *budget // the server's, charged for queued payload
 }
 
 // NewEventQueue returns a queue holding at most limit bytes of message
@@ -48,6 +51,34 @@ func (q *EventQueue) Message(id int, data []byte) {
 	q.push(EventMessage, id, 0, data)
 }
 func (q *EventQueue) Closed(id int) { q.push(EventClosed, id, 0, nil) }
+
+// MessageEx queues a message; code 1 (TCP_MSG_PARTIAL) marks a part.
+func (q *EventQueue) MessageEx(id int, data []byte, partial bool, _ any) {
+	code := 0
+	if partial {
+		code = 1
+	}
+	q.push(EventMessage, id, code, data)
+}
+
+// ClosedEx queues a closed event with its reason in the code field.
+func (q *EventQueue) ClosedEx(id int, reason CloseReason, _ any) {
+	q.push(EventClosed, id, int(reason), nil)
+}
+
+func (q *EventQueue) Ready(id int, _ any) { q.push(EventReady, id, 0, nil) }
+
+// Connect queues a reconnection attempt: client_id is the attempt, code
+// its start code.
+func (q *EventQueue) Connect(attempt int, err error) {
+	q.push(EventConnect, attempt, int(CodeOf(err)), nil)
+}
+
+func (q *EventQueue) useBudget(b *budget) {
+	q.mu.Lock()
+	q.budget = b
+	q.mu.Unlock()
+}
 func (q *EventQueue) Error(id int, err *Error) {
 	q.push(EventError, id, int(err.Code), []byte(err.Error()))
 }
@@ -59,6 +90,7 @@ func (q *EventQueue) push(kind, id, code int, payload []byte) {
 			q.space.Wait()
 		}
 		q.msgBytes += len(payload)
+		q.budget.force(int64(len(payload)))
 	}
 	var h [EventHeaderSize]byte
 	binary.NativeEndian.PutUint32(h[0:], uint32(kind))
@@ -169,6 +201,7 @@ func (q *EventQueue) take(dst []byte) (n, used int, err error) {
 		q.rd = 0
 	}
 	if freed > 0 {
+		q.budget.release(int64(freed))
 		q.msgBytes -= freed
 		q.space.Broadcast()
 	}

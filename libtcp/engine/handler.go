@@ -30,6 +30,11 @@ type HandlerFuncs struct {
 	OnMessage     func(id int, data []byte)
 	OnClosed      func(id int)
 	OnError       func(id int, err *Error)
+
+	OnMessageEx func(id int, data []byte, partial bool, user any)
+	OnClosedEx  func(id int, reason CloseReason, user any)
+	OnReady     func(id int, user any)
+	OnConnect   func(attempt int, err error)
 }
 
 func (h HandlerFuncs) Established(id int) {
@@ -53,5 +58,87 @@ func (h HandlerFuncs) Closed(id int) {
 func (h HandlerFuncs) Error(id int, err *Error) {
 	if h.OnError != nil {
 		h.OnError(id, err)
+	}
+}
+
+// ExtHandler is a Handler that also receives what v2-style handlers cannot:
+// the connection's user value (SetUser), parts of overlong messages, why a
+// connection closed, and when a refused send may be retried. When a handler
+// implements it, MessageEx and ClosedEx replace Message and Closed.
+type ExtHandler interface {
+	Handler
+	MessageEx(id int, data []byte, partial bool, user any)
+	ClosedEx(id int, reason CloseReason, user any)
+	// Ready: the send queue drained to Options.SendLowWater after a send to
+	// this connection was refused.
+	Ready(id int, user any)
+}
+
+// ConnectHandler is implemented by client handlers that want to hear of
+// reconnection attempts (Options.Reconnect): err is nil on success.
+type ConnectHandler interface {
+	Connect(attempt int, err error)
+}
+
+// MessageEx, ClosedEx and Ready make HandlerFuncs an ExtHandler: the Ex
+// functions when set, else the plain ones.
+func (h HandlerFuncs) MessageEx(id int, data []byte, partial bool, user any) {
+	if h.OnMessageEx != nil {
+		h.OnMessageEx(id, data, partial, user)
+	} else if h.OnMessage != nil {
+		h.OnMessage(id, data)
+	}
+}
+
+func (h HandlerFuncs) ClosedEx(id int, reason CloseReason, user any) {
+	if h.OnClosedEx != nil {
+		h.OnClosedEx(id, reason, user)
+	} else if h.OnClosed != nil {
+		h.OnClosed(id)
+	}
+}
+
+func (h HandlerFuncs) Ready(id int, user any) {
+	if h.OnReady != nil {
+		h.OnReady(id, user)
+	}
+}
+
+func (h HandlerFuncs) Connect(attempt int, err error) {
+	if h.OnConnect != nil {
+		h.OnConnect(attempt, err)
+	}
+}
+
+// events adapts any Handler to the full set of events.
+type events struct {
+	h   Handler
+	ext ExtHandler
+}
+
+func eventsOf(h Handler) events {
+	ext, _ := h.(ExtHandler)
+	return events{h: h, ext: ext}
+}
+
+func (e events) message(c *conn, data []byte, partial bool) {
+	if e.ext != nil {
+		e.ext.MessageEx(c.id, data, partial, c.User())
+	} else {
+		e.h.Message(c.id, data)
+	}
+}
+
+func (e events) closed(c *conn, reason CloseReason) {
+	if e.ext != nil {
+		e.ext.ClosedEx(c.id, reason, c.User())
+	} else {
+		e.h.Closed(c.id)
+	}
+}
+
+func (e events) ready(c *conn) {
+	if e.ext != nil {
+		e.ext.Ready(c.id, c.User())
 	}
 }

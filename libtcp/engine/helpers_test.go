@@ -324,7 +324,9 @@ func startServer(t testing.TB, s *Server) int {
 // newClient returns a client that is stopped when the test ends.
 func newClient(t testing.TB, f Framing, h Handler) *Client {
 	t.Helper()
-	cl := NewClient(f, testOptions(), h)
+	o := testOptions()
+	o.BindAddress = "" // a client's BindAddress is its local address
+	cl := NewClient(f, o, h)
 	t.Cleanup(cl.Stop)
 	return cl
 }

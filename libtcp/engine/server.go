@@ -1,16 +1,14 @@
 package engine
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"net"
-	"os"
+	"net/netip"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -20,13 +18,18 @@ import (
 type Server struct {
 	framing Framing
 
-	mu      sync.RWMutex
-	opts    Options
-	handler Handler
-	running bool
-	ln      net.Listener
-	conns   map[int]*conn // accepted, established or still in handshake
-	nextID  atomic.Int64
+	mu        sync.RWMutex
+	opts      Options
+	handler   Handler
+	running   bool
+	ln        net.Listener
+	conns     map[int]*conn // accepted, established or still in handshake
+	nextID    atomic.Int64
+	budget    *budget
+	lists     addrLists
+	accept    atomic.Pointer[AcceptFunc]
+	stats     serverCounters
+	listening atomic.Bool
 }
 
 // NewServer returns a stopped server using framing f (Continuous{} or a
@@ -73,6 +76,21 @@ func (s *Server) SetHandler(h Handler) error {
 	return nil
 }
 
+// SetAcceptFunc sets (nil: removes) the admission callback; any time.
+func (s *Server) SetAcceptFunc(f AcceptFunc) {
+	if f == nil {
+		s.accept.Store(nil)
+	} else {
+		s.accept.Store(&f)
+	}
+}
+
+// SetAllowed replaces the allowed list (empty: everyone); any time.
+func (s *Server) SetAllowed(list []netip.Prefix) { s.lists.allowed.Store(&list) }
+
+// SetBlocked replaces the blocked list; any time.
+func (s *Server) SetBlocked(list []netip.Prefix) { s.lists.blocked.Store(&list) }
+
 // Framing returns the server's framing.
 func (s *Server) Framing() Framing { return s.framing }
 
@@ -105,12 +123,22 @@ func (s *Server) start(port int, files *TLSFiles) error {
 	}
 	s.ln = ln
 	s.running = true
+	s.listening.Store(true)
+	s.budget = newBudget(s.opts.MemoryBudget)
 	if lc, ok := s.handler.(lifecycle); ok {
 		lc.started()
 	}
-	go s.acceptLoop(ln, cfg, s.handler, s.opts)
+	if bu, ok := s.handler.(budgetUser); ok {
+		bu.useBudget(s.budget)
+	}
+	opts := s.opts
+	go s.acceptLoop(ln, cfg, eventsOf(s.handler), &opts)
 	return nil
 }
+
+// budgetUser is implemented by handlers that hold memory for the server
+// (the event queue), to charge it to the server's budget.
+type budgetUser interface{ useBudget(*budget) }
 
 // Port is the listening port, or 0 when stopped.
 func (s *Server) Port() int {
@@ -129,6 +157,20 @@ func (s *Server) Running() bool {
 	return s.running
 }
 
+// StopListening closes the listener but keeps serving the connections
+// already accepted.
+func (s *Server) StopListening() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return newError(ErrNotRunning, nil, "server not running")
+	}
+	if s.listening.Swap(false) {
+		s.ln.Close()
+	}
+	return nil
+}
+
 // Stop closes the listener and every connection, lets each established
 // connection report Closed, and returns when no handler call of this server
 // runs any more. Data queued for sending gets up to Options.Linger to be
@@ -138,19 +180,42 @@ func (s *Server) Running() bool {
 // does not wait: two handlers stopping at once would otherwise wait for each
 // other. A later Stop from outside the handlers (or the owner's release)
 // waits for every remaining call.
-func (s *Server) Stop() {
+func (s *Server) Stop() { s.stop(s.Options().Linger) }
+
+// Shutdown stops gracefully: it stops listening, gives the connections up to
+// timeout in all to write what is queued (sends are still accepted
+// meanwhile), then stops. It reports ErrTimeout when data was dropped.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	if err := s.StopListening(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	snapshot := s.snapshotLocked()
+	s.mu.RUnlock()
+	err := drainAll(snapshot, timeout)
+	s.stop(0)
+	return err
+}
+
+func (s *Server) snapshotLocked() []*conn {
+	out := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) stop(linger time.Duration) {
 	me := goroutineID()
 	s.mu.Lock()
 	wasRunning := s.running
 	s.running = false
 	ln := s.ln
 	s.ln = nil
-	linger := s.opts.Linger
-	snapshot := make([]*conn, 0, len(s.conns))
+	snapshot := s.snapshotLocked()
 	inHandler := false
-	for _, c := range s.conns {
-		snapshot = append(snapshot, c)
-		inHandler = inHandler || c.goid.Load() == me
+	for _, c := range snapshot {
+		inHandler = inHandler || c.goid.Load() == me || c.readyGoid.Load() == me
 	}
 	lc, _ := s.handler.(lifecycle)
 	s.mu.Unlock()
@@ -159,14 +224,16 @@ func (s *Server) Stop() {
 		if lc != nil {
 			lc.stopping()
 		}
-		ln.Close()
+		if s.listening.Swap(false) {
+			ln.Close()
+		}
 		drainAll(snapshot, linger)
 	}
 	for _, c := range snapshot {
 		// No longer a client, even while its Closed is still to come
 		// after a quick restart.
 		c.established.Store(false)
-		c.close(true)
+		c.close(CloseStopped, true)
 	}
 	if inHandler {
 		return
@@ -182,19 +249,22 @@ func (s *Server) Stop() {
 	}
 }
 
-// drainAll gives the established connections' queued data until linger to
-// be written.
-func drainAll(conns []*conn, linger time.Duration) {
-	if linger <= 0 {
-		return
+// drainAll gives the connections' queued data until timeout to be written.
+func drainAll(conns []*conn, timeout time.Duration) error {
+	if timeout <= 0 {
+		return nil
 	}
-	deadline := time.Now().Add(linger)
+	deadline := time.Now().Add(timeout)
+	var failed error
 	for _, c := range conns {
-		c.waitDrained(time.Until(deadline))
+		if err := c.waitDrained(time.Until(deadline)); CodeOf(err) == ErrTimeout {
+			failed = err
+		}
 	}
+	return failed
 }
 
-func (s *Server) acceptLoop(ln net.Listener, cfg *tls.Config, h Handler, o Options) {
+func (s *Server) acceptLoop(ln net.Listener, cfg *tls.Config, ev events, o *Options) {
 	backoff := time.Duration(0)
 	for {
 		nc, err := ln.Accept()
@@ -202,9 +272,14 @@ func (s *Server) acceptLoop(ln net.Listener, cfg *tls.Config, h Handler, o Optio
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of file descriptors and the like: wait, as net/http does.
+			// Out of file descriptors and the like: report once per
+			// episode, then wait, as net/http does, so as not to spin.
+			s.stats.acceptErrors.Add(1)
 			if backoff == 0 {
 				backoff = 5 * time.Millisecond
+				e := newError(ErrAccept, err, "accept on port %d (retrying)", ln.Addr().(*net.TCPAddr).Port)
+				logf(LogError, "%v", e)
+				go ev.h.Error(0, e)
 			} else if backoff < time.Second {
 				backoff *= 2
 			}
@@ -212,39 +287,95 @@ func (s *Server) acceptLoop(ln net.Listener, cfg *tls.Config, h Handler, o Optio
 			continue
 		}
 		backoff = 0
-		if tc, ok := nc.(*net.TCPConn); ok {
-			tc.SetNoDelay(o.NoDelay)
-		}
-		c := newConn(int(s.nextID.Add(1)), nc, o.SendQueueLimit)
+		s.stats.accepted.Add(1)
+		c := newConn(int(s.nextID.Add(1)), nc, o, s.budget, &s.stats)
+		c.events = ev
 		s.mu.Lock()
 		if s.ln != ln {
 			s.mu.Unlock()
 			nc.Close()
 			return
 		}
-		s.conns[c.id] = c
+		over := o.MaxConnections > 0 && len(s.conns) >= o.MaxConnections
+		if !over {
+			s.conns[c.id] = c
+			s.stats.active.Add(1)
+			s.budget.conns.Add(1)
+		}
 		s.mu.Unlock()
-		go s.serveConn(c, cfg, h, o)
+		if over {
+			s.stats.refusedLimit.Add(1)
+			go s.refuse(c, ev, newError(ErrRefused, nil, "%s: over the limit of %d connections", c.peer(), o.MaxConnections))
+			continue
+		}
+		go s.serveConn(c, cfg, ev, o)
 	}
 }
 
-// serveConn runs one connection: handshake, Established, messages, Closed.
-// All of its events come from this goroutine, which keeps them in order.
-func (s *Server) serveConn(c *conn, cfg *tls.Config, h Handler, o Options) {
+func (c *conn) peer() string { return net.JoinHostPort(c.remoteIP, strconv.Itoa(c.remotePort)) }
+
+// refuse closes a connection that never reaches established and reports it.
+func (s *Server) refuse(c *conn, ev events, err *Error) {
+	if tc, ok := c.raw.(*net.TCPConn); ok {
+		tc.SetLinger(0) // no TIME_WAIT for connections we refuse
+	}
+	c.raw.Close()
+	logf(LogInfo, "%v", err)
+	ev.h.Error(0, err)
+}
+
+// admit runs the PROXY header, the lists and the accept callback; nil means
+// the connection may go on to its handshake.
+func (s *Server) admit(c *conn, o *Options) *Error {
+	if o.ProxyMode != ProxyOff {
+		if err := readProxyHeader(c, o); err != nil {
+			s.stats.handshakeFailed.Add(1)
+			return err
+		}
+	}
+	ip, _ := netip.ParseAddr(c.remoteIP)
+	if !s.lists.admits(ip) {
+		s.stats.refused.Add(1)
+		return newError(ErrRefused, nil, "%s: by the allowed/blocked lists", c.peer())
+	}
+	if f := s.accept.Load(); f != nil && !(*f)(c.remoteIP, c.remotePort, c.localPort) {
+		s.stats.refused.Add(1)
+		return newError(ErrRefused, nil, "%s: by the accept callback", c.peer())
+	}
+	return nil
+}
+
+// readProxyHeader reads a PROXY protocol header (proxy.go); replaced there.
+var readProxyHeader = func(c *conn, o *Options) *Error {
+	return newError(ErrProxy, nil, "PROXY protocol is not supported by this build")
+}
+
+// serveConn runs one connection: admission, handshake, Established,
+// messages, Closed. All of its events come from this goroutine (Ready from
+// a helper, serialised with them), which keeps them in order.
+func (s *Server) serveConn(c *conn, cfg *tls.Config, ev events, o *Options) {
 	defer close(c.done)
 	c.goid.Store(goroutineID())
 	defer s.forget(c)
+	applySocketOptions(c.raw, o)
 
+	if err := s.admit(c, o); err != nil {
+		s.refuse(c, ev, err)
+		return
+	}
 	if cfg != nil {
 		if err := handshakeServer(c, cfg, o.ConnectTimeout); err != nil {
-			c.close(false)
-			if !c.isQuiet() {
-				h.Error(0, err)
+			s.stats.handshakeFailed.Add(1)
+			if err.Code == ErrTimeout {
+				s.stats.timedOut.Add(1)
+			}
+			c.close(CloseTLS, false)
+			if !c.quietClose() {
+				ev.h.Error(0, err)
 			}
 			return
 		}
 	}
-	go c.writeLoop()
 
 	s.mu.Lock()
 	live := s.running && s.conns[c.id] == c && !c.isDead()
@@ -253,30 +384,28 @@ func (s *Server) serveConn(c *conn, cfg *tls.Config, h Handler, o Options) {
 	}
 	s.mu.Unlock()
 	if !live {
-		c.close(true)
-		<-c.writeDone
+		c.close(CloseStopped, true)
 		return
 	}
+	s.stats.established.Add(1)
 
-	var reason *Error
+	var res readResult
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				reason = newError(ErrInternal, nil, "panic in handler: %v", r)
+				res = readResult{reason: CloseInternal, err: newError(ErrInternal, nil, "panic in handler: %v", r)}
+				c.evMu.TryLock() // the panic may have left it locked
+				c.evMu.Unlock()
 			}
 		}()
-		h.Established(c.id)
-		reason = c.readLoop(s.framing.NewDecoder(), s.framing.MaxMessage(), h)
+		c.evMu.Lock()
+		ev.h.Established(c.id)
+		c.evMu.Unlock()
+		res = c.readLoop(s.framing.NewDecoder(), s.framing.MaxMessage())
 	}()
 	// Leave the client list now, but stay in s.conns until Closed has run,
 	// so that a concurrent Stop waits for these last calls.
-	c.established.Store(false)
-	c.close(false)
-	<-c.writeDone
-	if reason != nil {
-		h.Error(c.id, reason)
-	}
-	h.Closed(c.id)
+	c.finish(res, func() { c.established.Store(false) })
 }
 
 func handshakeServer(c *conn, cfg *tls.Config, timeout time.Duration) *Error {
@@ -285,13 +414,13 @@ func handshakeServer(c *conn, cfg *tls.Config, timeout time.Duration) *Error {
 		tc.SetDeadline(time.Now().Add(timeout))
 	}
 	if err := tc.Handshake(); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return newError(ErrTimeout, err, "TLS handshake of client %s", net.JoinHostPort(c.remoteIP, strconv.Itoa(c.remotePort)))
+		if isTimeout(err) {
+			return newError(ErrTimeout, err, "TLS handshake of client %s", c.peer())
 		}
-		return newError(ErrHandshake, err, "client %s", net.JoinHostPort(c.remoteIP, strconv.Itoa(c.remotePort)))
+		return newError(ErrHandshake, err, "client %s", c.peer())
 	}
 	tc.SetDeadline(time.Time{})
-	c.nc = tc // only this goroutine uses nc until the writer starts
+	c.useTLS(tc) // only this goroutine uses nc until established
 	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
 		c.mu.Lock()
 		c.peerSubject = &certs[0].Subject
@@ -300,27 +429,28 @@ func handshakeServer(c *conn, cfg *tls.Config, timeout time.Duration) *Error {
 	return nil
 }
 
-func (c *conn) isQuiet() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.quiet
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (c *conn) isDead() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dead
+// quietClose reports whether the connection was closed on purpose (stop).
+func (c *conn) quietClose() bool {
+	r := c.closeReason()
+	return r == CloseStopped || r == CloseLocal
 }
 
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
+		s.stats.active.Add(-1)
+		s.budget.conns.Add(-1)
 	}
 	s.mu.Unlock()
 }
 
-// client returns an established connection.
+// conn returns an established connection.
 func (s *Server) client(id int) (*conn, error) {
 	s.mu.RLock()
 	c := s.conns[id]
@@ -364,7 +494,7 @@ func (s *Server) CloseClient(id int) error {
 		return err
 	}
 	c.waitDrained(s.Options().Linger)
-	c.close(true)
+	c.close(CloseLocal, true)
 	return nil
 }
 
@@ -390,6 +520,97 @@ func (s *Server) Flush(id int, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// Queued is the number of bytes queued for client id and not yet written.
+func (s *Server) Queued(id int) (int, error) {
+	c, err := s.client(id)
+	if err != nil {
+		return 0, err
+	}
+	return c.queued(), nil
+}
+
+// Pause stops reading from client id until Resume.
+func (s *Server) Pause(id int) error {
+	c, err := s.client(id)
+	if err != nil {
+		return err
+	}
+	c.pause()
+	return nil
+}
+
+// Resume restarts reading from client id.
+func (s *Server) Resume(id int) error {
+	c, err := s.client(id)
+	if err != nil {
+		return err
+	}
+	c.resumeReading()
+	return nil
+}
+
+// SetIdleTimeout replaces Options.IdleTimeout for one connection.
+func (s *Server) SetIdleTimeout(id int, d time.Duration) error {
+	c, err := s.client(id)
+	if err != nil {
+		return err
+	}
+	c.setIdle(d)
+	return nil
+}
+
+// SetUser attaches v to client id; extended handlers receive it.
+func (s *Server) SetUser(id int, v any) error {
+	c, err := s.client(id)
+	if err != nil {
+		return err
+	}
+	c.SetUser(v)
+	return nil
+}
+
+// User returns the value attached to client id.
+func (s *Server) User(id int) (any, error) {
+	c, err := s.client(id)
+	if err != nil {
+		return nil, err
+	}
+	return c.User(), nil
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	st := &s.stats
+	s.mu.RLock()
+	b := s.budget
+	s.mu.RUnlock()
+	return ServerStats{
+		Active:          uint64(st.active.Load()),
+		Established:     uint64(st.established.Load()),
+		Accepted:        uint64(st.accepted.Load()),
+		Refused:         uint64(st.refused.Load()),
+		RefusedLimit:    uint64(st.refusedLimit.Load()),
+		HandshakeFailed: st.handshakeFailed.Load(),
+		TimedOut:        st.timedOut.Load(),
+		ClosedForLimits: st.closedForLimits.Load(),
+		AcceptErrors:    st.acceptErrors.Load(),
+		BytesIn:         st.bytesIn.Load(),
+		BytesOut:        st.bytesOut.Load(),
+		MsgsIn:          st.msgsIn.Load(),
+		MsgsOut:         st.msgsOut.Load(),
+		MemoryUsed:      uint64(max(0, b.inUse())),
+	}
+}
+
+// ConnStats returns one connection's counters.
+func (s *Server) ConnStats(id int) (ConnStats, error) {
+	c, err := s.client(id)
+	if err != nil {
+		return ConnStats{}, err
+	}
+	return c.snapshot(), nil
 }
 
 // ClientIDs lists the established clients in ascending order.
@@ -426,48 +647,4 @@ func (s *Server) SubjectPart(id, nid int) (string, error) {
 	subj := c.peerSubject
 	c.mu.Unlock()
 	return subjectPart(subj, nid)
-}
-
-// listen opens the listening socket, mapping the failing system call to the
-// v2 start code: socket 40, setsockopt 41, bind 42, listen 43.
-func listen(o Options, port int) (net.Listener, error) {
-	lc := net.ListenConfig{}
-	if o.ReusePort {
-		lc.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
-			}); err != nil {
-				return err
-			}
-			if serr != nil {
-				return os.NewSyscallError("setsockopt", serr)
-			}
-			return nil
-		}
-	}
-	addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(port))
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
-	if err != nil {
-		return nil, newError(listenCode(err), err, "listen on %s", addr)
-	}
-	return ln, nil
-}
-
-func listenCode(err error) Code {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		switch se.Syscall {
-		case "socket":
-			return StartCreateSocket
-		case "setsockopt":
-			return StartSetSocketOpt
-		case "bind":
-			return StartBindPort
-		}
-	}
-	if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
-		return StartBindPort
-	}
-	return StartListen
 }

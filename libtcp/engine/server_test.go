@@ -940,6 +940,7 @@ func TestLingerDeliversQueuedData(t *testing.T) {
 func TestLingerBounded(t *testing.T) {
 	o := testOptions()
 	o.Linger = 100 * time.Millisecond
+	o.SendQueueLimit = 64 << 20
 	r := newRecorder("server")
 	s := newServer(t, Continuous{}, o, r)
 	port := startServer(t, s)
