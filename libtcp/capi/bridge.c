@@ -1,5 +1,11 @@
-/* Go cannot call a C function pointer; these one-liners do it for it. */
+/* Go cannot call a C function pointer; these one-liners do it for it.
+ * Also the per-thread error record, which C reads without entering Go, and
+ * what must be captured before the Go runtime starts. */
 #include "bridge.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 void tcpgo_call_established(tcp_established_fn fn, void *ud, int id) { fn(ud, id); }
 void tcpgo_call_message(tcp_message_fn fn, void *ud, int id, const char *data, size_t len) { fn(ud, id, data, len); }
@@ -8,3 +14,64 @@ void tcpgo_call_error(tcp_error_fn fn, void *ud, int id, int code, const char *m
 void tcpgo_call_client_message(tcp_client_message_fn fn, void *ud, const char *data, size_t len) { fn(ud, data, len); }
 void tcpgo_call_client_closed(tcp_client_closed_fn fn, void *ud) { fn(ud); }
 void tcpgo_call_client_error(tcp_client_error_fn fn, void *ud, int code, const char *msg) { fn(ud, code, msg); }
+void tcpgo_call_message_ex(tcp_message_ex_fn fn, void *ud, int id, void *cd, const char *data, size_t len, int flags) { fn(ud, id, cd, data, len, flags); }
+void tcpgo_call_closed_ex(tcp_closed_ex_fn fn, void *ud, int id, void *cd, int reason) { fn(ud, id, cd, reason); }
+void tcpgo_call_ready(tcp_ready_fn fn, void *ud, int id, void *cd) { fn(ud, id, cd); }
+int tcpgo_call_accept(tcp_accept_fn fn, void *ud, const char *ip, int port, int local_port) { return fn(ud, ip, port, local_port); }
+void tcpgo_call_client_closed_ex(tcp_client_closed_ex_fn fn, void *ud, int reason) { fn(ud, reason); }
+void tcpgo_call_client_ready(tcp_client_ready_fn fn, void *ud) { fn(ud); }
+void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, int result) { fn(ud, attempt, result); }
+void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg) { fn(ud, level, msg); }
+
+/* ---- per-thread error record ------------------------------------------ */
+
+#define TCPGO_ERRMSG_MAX 1024
+static __thread int tl_code;
+static __thread int tl_errno;
+static __thread char tl_msg[TCPGO_ERRMSG_MAX];
+
+void tcpgo_set_error(int code, int err_no, const char *msg, size_t len) {
+  tl_code = code;
+  tl_errno = err_no;
+  if (len >= TCPGO_ERRMSG_MAX) len = TCPGO_ERRMSG_MAX - 1;
+  memcpy(tl_msg, msg, len);
+  tl_msg[len] = '\0';
+}
+
+void tcpgo_clear_error(void) {
+  tl_code = 0;
+  tl_errno = 0;
+  tl_msg[0] = '\0';
+}
+
+int tcp_errcode(void) { return tl_code; }
+int tcp_errno(void) { return tl_errno; }
+
+int tcp_errmsg(char *buf, size_t buflen) {
+  size_t len = strlen(tl_msg);
+  if (buf != NULL && buflen > 0) {
+    size_t n = len < buflen - 1 ? len : buflen - 1;
+    memcpy(buf, tl_msg, n);
+    buf[n] = '\0';
+  }
+  return (int)len;
+}
+
+/* ---- the host's descriptor limit ----------------------------------------
+ * The Go runtime raises RLIMIT_NOFILE's soft limit to the hard limit when it
+ * starts, and children of a C host would inherit that. This constructor runs
+ * before the runtime's (prioritised constructors come first), so it sees
+ * the host's value; the Go side puts it back. */
+static long long host_nofile = -1;
+
+__attribute__((constructor(101))) static void tcpgo_capture_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) host_nofile = (long long)rl.rlim_cur;
+}
+
+long long tcpgo_host_nofile(void) { return host_nofile; }
+
+void *tcpgo_reserve_handles(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}

@@ -17,6 +17,26 @@ typedef void (*tcp_error_fn)(void *user_data, int client_id, int code, const cha
 typedef void (*tcp_client_message_fn)(void *user_data, const char *data, size_t len);
 typedef void (*tcp_client_closed_fn)(void *user_data);
 typedef void (*tcp_client_error_fn)(void *user_data, int code, const char *message);
+typedef void (*tcp_message_ex_fn)(void *user_data, int client_id, void *conn_data, const char *data, size_t len, int flags);
+typedef void (*tcp_closed_ex_fn)(void *user_data, int client_id, void *conn_data, int reason);
+typedef void (*tcp_ready_fn)(void *user_data, int client_id, void *conn_data);
+typedef int (*tcp_accept_fn)(void *user_data, const char *ip, int port, int local_port);
+typedef void (*tcp_client_closed_ex_fn)(void *user_data, int reason);
+typedef void (*tcp_client_ready_fn)(void *user_data);
+typedef void (*tcp_client_connect_fn)(void *user_data, int attempt, int result);
+typedef void (*tcp_log_fn)(void *user_data, int level, const char *msg);
+
+typedef struct tcp_server_stats {
+  unsigned long long active, established, accepted, refused, refused_limit;
+  unsigned long long handshake_failed, timed_out, closed_for_limits, accept_errors;
+  unsigned long long bytes_in, bytes_out, msgs_in, msgs_out, memory_used;
+} tcp_server_stats;
+
+typedef struct tcp_conn_stats {
+  unsigned long long bytes_in, bytes_out, msgs_in, msgs_out;
+  long long connected_unix_ms;
+  unsigned long long queued;
+} tcp_conn_stats;
 
 void tcpgo_call_established(tcp_established_fn fn, void *ud, int id);
 void tcpgo_call_message(tcp_message_fn fn, void *ud, int id, const char *data, size_t len);
@@ -25,5 +45,25 @@ void tcpgo_call_error(tcp_error_fn fn, void *ud, int id, int code, const char *m
 void tcpgo_call_client_message(tcp_client_message_fn fn, void *ud, const char *data, size_t len);
 void tcpgo_call_client_closed(tcp_client_closed_fn fn, void *ud);
 void tcpgo_call_client_error(tcp_client_error_fn fn, void *ud, int code, const char *msg);
+void tcpgo_call_message_ex(tcp_message_ex_fn fn, void *ud, int id, void *cd, const char *data, size_t len, int flags);
+void tcpgo_call_closed_ex(tcp_closed_ex_fn fn, void *ud, int id, void *cd, int reason);
+void tcpgo_call_ready(tcp_ready_fn fn, void *ud, int id, void *cd);
+int tcpgo_call_accept(tcp_accept_fn fn, void *ud, const char *ip, int port, int local_port);
+void tcpgo_call_client_closed_ex(tcp_client_closed_ex_fn fn, void *ud, int reason);
+void tcpgo_call_client_ready(tcp_client_ready_fn fn, void *ud);
+void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, int result);
+void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg);
+
+/* Per-thread error record (tcp_errcode / tcp_errno / tcp_errmsg). */
+void tcpgo_set_error(int code, int err_no, const char *msg, size_t len);
+void tcpgo_clear_error(void);
+
+/* RLIMIT_NOFILE soft limit as the host had it when the library loaded
+ * (before the Go runtime raised it); -1 if unknown. */
+long long tcpgo_host_nofile(void);
+
+/* Reserve address space for handles: tokens that are real addresses never
+ * handed out by malloc, so a freed handle is never confused with a new one. */
+void *tcpgo_reserve_handles(size_t bytes);
 
 #endif

@@ -19,15 +19,26 @@ type serverCallbacks struct {
 	establishedUD unsafe.Pointer
 	message       C.tcp_message_fn
 	messageUD     unsafe.Pointer
+	messageEx     C.tcp_message_ex_fn
+	messageExUD   unsafe.Pointer
 	closed        C.tcp_closed_fn
 	closedUD      unsafe.Pointer
+	closedEx      C.tcp_closed_ex_fn
+	closedExUD    unsafe.Pointer
+	ready         C.tcp_ready_fn
+	readyUD       unsafe.Pointer
 	errorFn       C.tcp_error_fn
 	errorUD       unsafe.Pointer
+	accept        C.tcp_accept_fn
+	acceptUD      unsafe.Pointer
 }
 
-// serverHandler delivers engine events to the C callbacks.
+// serverHandler delivers engine events to the C callbacks. Each call into
+// C holds a callback slot (see slots.go), which bounds the OS threads that
+// slow callbacks can hold.
 type serverHandler struct {
-	cbs atomic.Pointer[serverCallbacks]
+	cbs   atomic.Pointer[serverCallbacks]
+	slots *slots
 }
 
 func (h *serverHandler) update(f func(*serverCallbacks)) {
@@ -41,21 +52,61 @@ func (h *serverHandler) update(f func(*serverCallbacks)) {
 	}
 }
 
+// connData is the C pointer a connection carries (tcp_server_set_conn_data).
+func connData(user any) unsafe.Pointer {
+	p, _ := user.(unsafe.Pointer)
+	return p
+}
+
 func (h *serverHandler) Established(id int) {
 	if cb := h.cbs.Load(); cb.established != nil {
+		h.slots.enter()
 		C.tcpgo_call_established(cb.established, cb.establishedUD, C.int(id))
+		h.slots.leave()
 	}
 }
 
-func (h *serverHandler) Message(id int, data []byte) {
-	if cb := h.cbs.Load(); cb.message != nil {
+func (h *serverHandler) Message(id int, data []byte) { h.MessageEx(id, data, false, nil) }
+
+func (h *serverHandler) MessageEx(id int, data []byte, partial bool, user any) {
+	cb := h.cbs.Load()
+	switch {
+	case cb.messageEx != nil:
+		flags := C.int(0)
+		if partial {
+			flags = 1
+		}
+		h.slots.enter()
+		C.tcpgo_call_message_ex(cb.messageEx, cb.messageExUD, C.int(id), connData(user), bytePtr(data), C.size_t(len(data)), flags)
+		h.slots.leave()
+	case cb.message != nil:
+		h.slots.enter()
 		C.tcpgo_call_message(cb.message, cb.messageUD, C.int(id), bytePtr(data), C.size_t(len(data)))
+		h.slots.leave()
 	}
 }
 
-func (h *serverHandler) Closed(id int) {
-	if cb := h.cbs.Load(); cb.closed != nil {
+func (h *serverHandler) Closed(id int) { h.ClosedEx(id, engine.ClosePeer, nil) }
+
+func (h *serverHandler) ClosedEx(id int, reason engine.CloseReason, user any) {
+	cb := h.cbs.Load()
+	switch {
+	case cb.closedEx != nil:
+		h.slots.enter()
+		C.tcpgo_call_closed_ex(cb.closedEx, cb.closedExUD, C.int(id), connData(user), C.int(reason))
+		h.slots.leave()
+	case cb.closed != nil:
+		h.slots.enter()
 		C.tcpgo_call_closed(cb.closed, cb.closedUD, C.int(id))
+		h.slots.leave()
+	}
+}
+
+func (h *serverHandler) Ready(id int, user any) {
+	if cb := h.cbs.Load(); cb.ready != nil {
+		h.slots.enter()
+		C.tcpgo_call_ready(cb.ready, cb.readyUD, C.int(id), connData(user))
+		h.slots.leave()
 	}
 }
 
@@ -63,8 +114,23 @@ func (h *serverHandler) Error(id int, err *engine.Error) {
 	if cb := h.cbs.Load(); cb.errorFn != nil {
 		msg := C.CString(err.Error())
 		defer C.free(unsafe.Pointer(msg))
+		h.slots.enter()
 		C.tcpgo_call_error(cb.errorFn, cb.errorUD, C.int(id), C.int(err.Code), msg)
+		h.slots.leave()
 	}
+}
+
+// accept is the engine's AcceptFunc while an accept callback is set.
+func (h *serverHandler) accept(ip string, port, localPort int) bool {
+	cb := h.cbs.Load()
+	if cb.accept == nil {
+		return true
+	}
+	cip := C.CString(ip)
+	defer C.free(unsafe.Pointer(cip))
+	h.slots.enter()
+	defer h.slots.leave()
+	return C.tcpgo_call_accept(cb.accept, cb.acceptUD, cip, C.int(port), C.int(localPort)) != 0
 }
 
 type clientCallbacks struct {
@@ -72,12 +138,19 @@ type clientCallbacks struct {
 	messageUD unsafe.Pointer
 	closed    C.tcp_client_closed_fn
 	closedUD  unsafe.Pointer
+	closedEx  C.tcp_client_closed_ex_fn
+	closedExU unsafe.Pointer
+	ready     C.tcp_client_ready_fn
+	readyUD   unsafe.Pointer
+	connect   C.tcp_client_connect_fn
+	connectUD unsafe.Pointer
 	errorFn   C.tcp_client_error_fn
 	errorUD   unsafe.Pointer
 }
 
 type clientHandler struct {
-	cbs atomic.Pointer[clientCallbacks]
+	cbs   atomic.Pointer[clientCallbacks]
+	slots *slots
 }
 
 func (h *clientHandler) update(f func(*clientCallbacks)) {
@@ -93,15 +166,45 @@ func (h *clientHandler) update(f func(*clientCallbacks)) {
 
 func (h *clientHandler) Established(int) {}
 
-func (h *clientHandler) Message(_ int, data []byte) {
+func (h *clientHandler) Message(_ int, data []byte) { h.MessageEx(0, data, false, nil) }
+
+func (h *clientHandler) MessageEx(_ int, data []byte, _ bool, _ any) {
 	if cb := h.cbs.Load(); cb.message != nil {
+		h.slots.enter()
 		C.tcpgo_call_client_message(cb.message, cb.messageUD, bytePtr(data), C.size_t(len(data)))
+		h.slots.leave()
 	}
 }
 
-func (h *clientHandler) Closed(int) {
-	if cb := h.cbs.Load(); cb.closed != nil {
+func (h *clientHandler) Closed(int) { h.ClosedEx(0, engine.ClosePeer, nil) }
+
+func (h *clientHandler) ClosedEx(_ int, reason engine.CloseReason, _ any) {
+	cb := h.cbs.Load()
+	switch {
+	case cb.closedEx != nil:
+		h.slots.enter()
+		C.tcpgo_call_client_closed_ex(cb.closedEx, cb.closedExU, C.int(reason))
+		h.slots.leave()
+	case cb.closed != nil:
+		h.slots.enter()
 		C.tcpgo_call_client_closed(cb.closed, cb.closedUD)
+		h.slots.leave()
+	}
+}
+
+func (h *clientHandler) Ready(int, any) {
+	if cb := h.cbs.Load(); cb.ready != nil {
+		h.slots.enter()
+		C.tcpgo_call_client_ready(cb.ready, cb.readyUD)
+		h.slots.leave()
+	}
+}
+
+func (h *clientHandler) Connect(attempt int, err error) {
+	if cb := h.cbs.Load(); cb.connect != nil {
+		h.slots.enter()
+		C.tcpgo_call_client_connect(cb.connect, cb.connectUD, C.int(attempt), C.int(engine.CodeOf(err)))
+		h.slots.leave()
 	}
 }
 
@@ -109,7 +212,9 @@ func (h *clientHandler) Error(_ int, err *engine.Error) {
 	if cb := h.cbs.Load(); cb.errorFn != nil {
 		msg := C.CString(err.Error())
 		defer C.free(unsafe.Pointer(msg))
+		h.slots.enter()
 		C.tcpgo_call_client_error(cb.errorFn, cb.errorUD, C.int(err.Code), msg)
+		h.slots.leave()
 	}
 }
 

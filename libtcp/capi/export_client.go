@@ -23,24 +23,25 @@ func newClient(f engine.Framing) *C.tcp_client {
 	o.handler.cbs.Store(&clientCallbacks{})
 	o.cl = engine.NewClient(f, engine.DefaultOptions(), &o.handler)
 	o.handleState = newHandleState(o.cl)
+	o.handler.slots = o.slots
 	return (*C.tcp_client)(newHandle(o))
 }
 
 //export tcp_client_new
 func tcp_client_new() *C.tcp_client {
-	defer catch(nil, nil)
+	defer catch(nil, nil, 0)
 	return newClient(engine.Continuous{})
 }
 
 //export tcp_client_new_fragmented
 func tcp_client_new_fragmented(delim C.char, maxLen C.size_t) *C.tcp_client {
-	defer catch(nil, nil)
+	defer catch(nil, nil, 0)
 	return newClient(engine.NewDelimited(byte(delim), clampLen(maxLen)))
 }
 
 //export tcp_client_free
 func tcp_client_free(c *C.tcp_client) {
-	defer catch(nil, nil)
+	defer catch(nil, nil, 0)
 	if o := lookupClient(c); o != nil {
 		o.cl.Stop()
 		dropHandle(unsafe.Pointer(c))
@@ -51,19 +52,22 @@ func tcp_client_free(c *C.tcp_client) {
 func tcp_client_set_option(c *C.tcp_client, opt C.int, value C.longlong) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("client")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.setIntOption(opt, value)
 }
 
 //export tcp_client_set_option_str
 func tcp_client_set_option_str(c *C.tcp_client, opt C.int, value *C.char) (rc C.int) {
 	o := lookupClient(c)
-	if o == nil || value == nil {
-		return C.int(engine.ErrInvalidArg)
+	if o == nil {
+		return badHandle("client")
 	}
-	defer catch(&rc, &o.errs)
+	if value == nil {
+		return o.errs.result(invalidArg("NULL string for option %d", int(opt)))
+	}
+	defer catch(&rc, &o.errs, internal)
 	return o.setStringOption(opt, value)
 }
 
@@ -93,7 +97,7 @@ func (o *clientObj) start(host *C.char, port C.int, files *engine.TLSFiles) C.in
 		return o.errs.result(err)
 	}
 	if host == nil {
-		return o.errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "no host given"})
+		return o.errs.result(invalidArg("no host given"))
 	}
 	if files == nil {
 		return o.errs.result(o.cl.Start(C.GoString(host), int(port)))
@@ -105,9 +109,9 @@ func (o *clientObj) start(host *C.char, port C.int, files *engine.TLSFiles) C.in
 func tcp_client_start(c *C.tcp_client, host *C.char, port C.int) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("client")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.start(host, port, nil)
 }
 
@@ -115,9 +119,9 @@ func tcp_client_start(c *C.tcp_client, host *C.char, port C.int) (rc C.int) {
 func tls_client_start(c *C.tcp_client, host *C.char, port C.int, ca, cert, key *C.char) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("client")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.start(host, port, &engine.TLSFiles{CA: optString(ca), Cert: optString(cert), Key: optString(key)})
 }
 
@@ -132,7 +136,7 @@ func tcp_client_is_running(c *C.tcp_client) C.int {
 //export tcp_client_stop
 func tcp_client_stop(c *C.tcp_client) {
 	if o := lookupClient(c); o != nil {
-		defer catch(nil, &o.errs)
+		defer catch(nil, &o.errs, 0)
 		o.cl.Stop()
 	}
 }
@@ -140,24 +144,110 @@ func tcp_client_stop(c *C.tcp_client) {
 //export tcp_client_send
 func tcp_client_send(c *C.tcp_client, data unsafe.Pointer, n C.size_t) (rc C.int) {
 	o := lookupClient(c)
-	if o == nil || (data == nil && n > 0) {
+	if o == nil {
+		badHandle("client")
 		return 0
 	}
-	defer catch(&rc, &o.errs)
-	if err := o.cl.Send(goBytes(data, n)); err != nil {
-		o.errs.set(err)
+	defer catch(&rc, &o.errs, 0)
+	if o.send(data, n) != 0 {
 		return 0
 	}
 	return 1
+}
+
+func (o *clientObj) send(data unsafe.Pointer, n C.size_t) C.int {
+	msg, err := goBytes(data, n)
+	if err == nil {
+		err = o.cl.Send(msg)
+	}
+	return o.errs.result(err)
+}
+
+//export tcp_client_send_ex
+func tcp_client_send_ex(c *C.tcp_client, data unsafe.Pointer, n C.size_t) (rc C.int) {
+	o := lookupClient(c)
+	if o == nil {
+		return badHandle("client")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return o.send(data, n)
+}
+
+//export tcp_client_queued
+func tcp_client_queued(c *C.tcp_client) C.longlong {
+	o := lookupClient(c)
+	if o == nil {
+		return C.longlong(badHandle("client"))
+	}
+	n, err := o.cl.Queued()
+	if err != nil {
+		return C.longlong(o.errs.result(err))
+	}
+	succeeded()
+	return C.longlong(n)
+}
+
+//export tcp_client_pause
+func tcp_client_pause(c *C.tcp_client) C.int {
+	o := lookupClient(c)
+	if o == nil {
+		return badHandle("client")
+	}
+	return o.errs.result(o.cl.Pause())
+}
+
+//export tcp_client_resume
+func tcp_client_resume(c *C.tcp_client) C.int {
+	o := lookupClient(c)
+	if o == nil {
+		return badHandle("client")
+	}
+	return o.errs.result(o.cl.Resume())
+}
+
+//export tcp_client_conn_stats
+func tcp_client_conn_stats(c *C.tcp_client, out *C.tcp_conn_stats, outSize C.size_t) (rc C.int) {
+	o := lookupClient(c)
+	if o == nil {
+		return badHandle("client")
+	}
+	defer catch(&rc, &o.errs, internal)
+	st, err := o.cl.ConnStats()
+	if err != nil {
+		return o.errs.result(err)
+	}
+	v := connStatsC(st)
+	return fillStats(unsafe.Pointer(out), outSize, unsafe.Pointer(&v), unsafe.Sizeof(v))
+}
+
+//export tcp_client_set_on_closed_ex
+func tcp_client_set_on_closed_ex(c *C.tcp_client, fn C.tcp_client_closed_ex_fn, ud unsafe.Pointer) {
+	if o := lookupClient(c); o != nil {
+		o.handler.update(func(cb *clientCallbacks) { cb.closedEx, cb.closedExU = fn, ud })
+	}
+}
+
+//export tcp_client_set_on_ready
+func tcp_client_set_on_ready(c *C.tcp_client, fn C.tcp_client_ready_fn, ud unsafe.Pointer) {
+	if o := lookupClient(c); o != nil {
+		o.handler.update(func(cb *clientCallbacks) { cb.ready, cb.readyUD = fn, ud })
+	}
+}
+
+//export tcp_client_set_on_connect
+func tcp_client_set_on_connect(c *C.tcp_client, fn C.tcp_client_connect_fn, ud unsafe.Pointer) {
+	if o := lookupClient(c); o != nil {
+		o.handler.update(func(cb *clientCallbacks) { cb.connect, cb.connectUD = fn, ud })
+	}
 }
 
 //export tcp_client_flush
 func tcp_client_flush(c *C.tcp_client, timeoutMS C.int) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("client")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.errs.result(o.cl.Flush(msDuration(timeoutMS)))
 }
 
@@ -165,13 +255,14 @@ func tcp_client_flush(c *C.tcp_client, timeoutMS C.int) (rc C.int) {
 func tcp_client_server_subj_part(c *C.tcp_client, nid C.int, buf *C.char, buflen C.size_t) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("client")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	v, err := o.cl.ServerSubjectPart(int(nid))
 	if err != nil {
 		return o.errs.result(err)
 	}
+	succeeded()
 	return copyOut(v, buf, buflen)
 }
 
@@ -179,13 +270,14 @@ func tcp_client_server_subj_part(c *C.tcp_client, nid C.int, buf *C.char, buflen
 func tcp_client_local_port(c *C.tcp_client) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("client")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	p, err := o.cl.LocalPort()
 	if err != nil {
-		return C.int(engine.CodeOf(err))
+		return failed(err)
 	}
+	succeeded()
 	return C.int(p)
 }
 
@@ -202,8 +294,8 @@ func tcp_client_last_error(c *C.tcp_client, buf *C.char, buflen C.size_t) C.int 
 func tcp_client_poll(c *C.tcp_client, buf unsafe.Pointer, buflen C.size_t, used *C.size_t, timeoutMS C.int) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("client")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.poll(buf, buflen, used, timeoutMS)
 }

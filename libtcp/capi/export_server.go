@@ -9,6 +9,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/netip"
+	"time"
 	"unsafe"
 
 	"github.com/tcpgo/tcpgo/libtcp/engine"
@@ -33,24 +35,25 @@ func newServer(f engine.Framing) *C.tcp_server {
 	o.handler.cbs.Store(&serverCallbacks{})
 	o.srv = engine.NewServer(f, engine.DefaultOptions(), &o.handler)
 	o.handleState = newHandleState(o.srv)
+	o.handler.slots = o.slots
 	return (*C.tcp_server)(newHandle(o))
 }
 
 //export tcp_server_new
 func tcp_server_new() (h *C.tcp_server) {
-	defer catch(nil, nil)
+	defer catch(nil, nil, 0)
 	return newServer(engine.Continuous{})
 }
 
 //export tcp_server_new_fragmented
 func tcp_server_new_fragmented(delim C.char, maxLen C.size_t) (h *C.tcp_server) {
-	defer catch(nil, nil)
+	defer catch(nil, nil, 0)
 	return newServer(engine.NewDelimited(byte(delim), clampLen(maxLen)))
 }
 
 //export tcp_server_free
 func tcp_server_free(s *C.tcp_server) {
-	defer catch(nil, nil)
+	defer catch(nil, nil, 0)
 	if o := lookupServer(s); o != nil {
 		o.srv.Stop()
 		dropHandle(unsafe.Pointer(s))
@@ -61,19 +64,22 @@ func tcp_server_free(s *C.tcp_server) {
 func tcp_server_set_option(s *C.tcp_server, opt C.int, value C.longlong) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.setIntOption(opt, value)
 }
 
 //export tcp_server_set_option_str
 func tcp_server_set_option_str(s *C.tcp_server, opt C.int, value *C.char) (rc C.int) {
 	o := lookupServer(s)
-	if o == nil || value == nil {
-		return C.int(engine.ErrInvalidArg)
+	if o == nil {
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	if value == nil {
+		return o.errs.result(invalidArg("NULL string for option %d", int(opt)))
+	}
+	defer catch(&rc, &o.errs, internal)
 	return o.setStringOption(opt, value)
 }
 
@@ -105,13 +111,75 @@ func tcp_server_set_on_error(s *C.tcp_server, fn C.tcp_error_fn, ud unsafe.Point
 	}
 }
 
+//export tcp_server_set_on_message_ex
+func tcp_server_set_on_message_ex(s *C.tcp_server, fn C.tcp_message_ex_fn, ud unsafe.Pointer) {
+	if o := lookupServer(s); o != nil {
+		o.handler.update(func(c *serverCallbacks) { c.messageEx, c.messageExUD = fn, ud })
+	}
+}
+
+//export tcp_server_set_on_closed_ex
+func tcp_server_set_on_closed_ex(s *C.tcp_server, fn C.tcp_closed_ex_fn, ud unsafe.Pointer) {
+	if o := lookupServer(s); o != nil {
+		o.handler.update(func(c *serverCallbacks) { c.closedEx, c.closedExUD = fn, ud })
+	}
+}
+
+//export tcp_server_set_on_ready
+func tcp_server_set_on_ready(s *C.tcp_server, fn C.tcp_ready_fn, ud unsafe.Pointer) {
+	if o := lookupServer(s); o != nil {
+		o.handler.update(func(c *serverCallbacks) { c.ready, c.readyUD = fn, ud })
+	}
+}
+
+//export tcp_server_set_on_accept
+func tcp_server_set_on_accept(s *C.tcp_server, fn C.tcp_accept_fn, ud unsafe.Pointer) {
+	if o := lookupServer(s); o != nil {
+		o.handler.update(func(c *serverCallbacks) { c.accept, c.acceptUD = fn, ud })
+		if fn == nil {
+			o.srv.SetAcceptFunc(nil)
+		} else {
+			o.srv.SetAcceptFunc(o.handler.accept)
+		}
+	}
+}
+
+func (o *serverObj) setList(list *C.char, set func([]netip.Prefix)) C.int {
+	parsed, err := engine.ParseAddrList(optString(list))
+	if err != nil {
+		return o.errs.result(err)
+	}
+	set(parsed)
+	return o.errs.result(nil)
+}
+
+//export tcp_server_set_allowed
+func tcp_server_set_allowed(s *C.tcp_server, list *C.char) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return o.setList(list, o.srv.SetAllowed)
+}
+
+//export tcp_server_set_blocked
+func tcp_server_set_blocked(s *C.tcp_server, list *C.char) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return o.setList(list, o.srv.SetBlocked)
+}
+
 //export tcp_server_start
 func tcp_server_start(s *C.tcp_server, port C.int) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	if err := o.prepareStart(&o.handler); err != nil {
 		return o.errs.result(err)
 	}
@@ -122,9 +190,9 @@ func tcp_server_start(s *C.tcp_server, port C.int) (rc C.int) {
 func tls_server_start(s *C.tcp_server, port C.int, ca, cert, key *C.char) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	if err := o.prepareStart(&o.handler); err != nil {
 		return o.errs.result(err)
 	}
@@ -143,12 +211,13 @@ func optString(p *C.char) string {
 func tcp_server_port(s *C.tcp_server) C.int {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
 	if p := o.srv.Port(); p > 0 {
+		succeeded()
 		return C.int(p)
 	}
-	return C.int(engine.ErrNotRunning)
+	return failed(&engine.Error{Code: engine.ErrNotRunning, Reason: "server not listening"})
 }
 
 //export tcp_server_is_running
@@ -162,39 +231,64 @@ func tcp_server_is_running(s *C.tcp_server) C.int {
 //export tcp_server_stop
 func tcp_server_stop(s *C.tcp_server) {
 	if o := lookupServer(s); o != nil {
-		defer catch(nil, &o.errs)
+		defer catch(nil, &o.errs, 0)
 		o.srv.Stop()
 	}
+}
+
+// sendResult is the shared body of tcp_send_msg and tcp_server_send_ex.
+func (o *serverObj) send(id C.int, data unsafe.Pointer, n C.size_t) C.int {
+	msg, err := goBytes(data, n)
+	if err == nil {
+		err = o.srv.Send(int(id), msg)
+	}
+	return o.errs.result(err)
 }
 
 //export tcp_send_msg
 func tcp_send_msg(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size_t) (rc C.int) {
 	o := lookupServer(s)
-	if o == nil || (data == nil && n > 0) {
+	if o == nil {
+		badHandle("server")
 		return 0
 	}
-	defer catch(&rc, &o.errs)
-	if err := o.srv.Send(int(id), goBytes(data, n)); err != nil {
-		o.errs.set(err)
+	defer catch(&rc, &o.errs, 0)
+	if o.send(id, data, n) != 0 {
 		return 0
 	}
 	return 1
 }
 
+//export tcp_server_send_ex
+func tcp_server_send_ex(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size_t) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return o.send(id, data, n)
+}
+
 //export tcp_server_send_batch
 func tcp_server_send_batch(s *C.tcp_server, buf unsafe.Pointer, n C.size_t, count C.size_t) (rc C.int) {
 	o := lookupServer(s)
-	if o == nil || (buf == nil && n > 0) {
-		return C.int(engine.ErrInvalidArg)
+	if o == nil {
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
-	sent, err := sendRecords(goBytes(buf, n), int(count), o.srv.Send)
+	defer catch(&rc, &o.errs, internal)
+	b, err := goBytes(buf, n)
 	if err != nil {
-		o.errs.set(err)
-		if engine.CodeOf(err) == engine.ErrInvalidArg { // a cut-off buffer
-			return C.int(engine.ErrInvalidArg)
-		}
+		return o.errs.result(err)
 	}
+	sent, err := sendRecords(b, int(min(uint64(count), math.MaxInt32)), o.srv.Send)
+	if err != nil {
+		code := o.errs.result(err)
+		if code == C.int(engine.ErrInvalidArg) { // a cut-off buffer
+			return code
+		}
+		return C.int(sent)
+	}
+	succeeded()
 	return C.int(sent)
 }
 
@@ -226,29 +320,36 @@ func sendRecords(buf []byte, count int, send func(id int, msg []byte) error) (in
 func tcp_server_flush(s *C.tcp_server, id C.int, timeoutMS C.int) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.errs.result(o.srv.Flush(int(id), msDuration(timeoutMS)))
 }
 
 //export tcp_server_broadcast
 func tcp_server_broadcast(s *C.tcp_server, data unsafe.Pointer, n C.size_t) (rc C.int) {
 	o := lookupServer(s)
-	if o == nil || (data == nil && n > 0) {
+	if o == nil {
+		badHandle("server")
 		return 0
 	}
-	defer catch(&rc, &o.errs)
-	return C.int(o.srv.Broadcast(goBytes(data, n)))
+	defer catch(&rc, &o.errs, 0)
+	msg, err := goBytes(data, n)
+	if err != nil {
+		o.errs.result(err)
+		return 0
+	}
+	succeeded()
+	return C.int(o.srv.Broadcast(msg))
 }
 
 //export tcp_server_close_client
 func tcp_server_close_client(s *C.tcp_server, id C.int) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.errs.result(o.srv.CloseClient(int(id)))
 }
 
@@ -256,16 +357,18 @@ func tcp_server_close_client(s *C.tcp_server, id C.int) (rc C.int) {
 func tcp_server_client_ids(s *C.tcp_server, ids *C.int, max C.size_t) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
+		badHandle("server")
 		return 0
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, 0)
 	all := o.srv.ClientIDs()
 	if ids != nil && max > 0 {
-		dst := unsafe.Slice(ids, int(max))
-		for i := 0; i < len(all) && i < len(dst); i++ {
+		dst := unsafe.Slice(ids, int(min(uint64(max), uint64(len(all)))))
+		for i := range dst {
 			dst[i] = C.int(all[i])
 		}
 	}
+	succeeded()
 	return C.int(len(all))
 }
 
@@ -273,34 +376,38 @@ func tcp_server_client_ids(s *C.tcp_server, ids *C.int, max C.size_t) (rc C.int)
 func tcp_server_client_ip(s *C.tcp_server, id C.int, buf *C.char, buflen C.size_t) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	ip, _, err := o.srv.ClientAddr(int(id))
 	if err != nil {
 		return noClient(o, err)
 	}
+	succeeded()
 	return copyOut(ip, buf, buflen)
 }
 
 // noClient reports look-ups on a stopped server as "no such client", the
 // answer the header documents for them.
 func noClient(o *serverObj, err error) C.int {
-	o.errs.set(err)
-	return C.int(engine.ErrNoClient)
+	if engine.CodeOf(err) == engine.ErrNotRunning {
+		err = &engine.Error{Code: engine.ErrNoClient, Reason: err.Error()}
+	}
+	return o.errs.result(err)
 }
 
 //export tcp_server_client_port
 func tcp_server_client_port(s *C.tcp_server, id C.int) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	_, port, err := o.srv.ClientAddr(int(id))
 	if err != nil {
 		return noClient(o, err)
 	}
+	succeeded()
 	return C.int(port)
 }
 
@@ -308,16 +415,14 @@ func tcp_server_client_port(s *C.tcp_server, id C.int) (rc C.int) {
 func get_subj_part(s *C.tcp_server, id C.int, nid C.int, buf *C.char, buflen C.size_t) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	v, err := o.srv.SubjectPart(int(id), int(nid))
 	if err != nil {
-		if engine.CodeOf(err) == engine.ErrNotRunning {
-			return noClient(o, err)
-		}
-		return o.errs.result(err)
+		return noClient(o, err)
 	}
+	succeeded()
 	return copyOut(v, buf, buflen)
 }
 
@@ -334,8 +439,161 @@ func tcp_server_last_error(s *C.tcp_server, buf *C.char, buflen C.size_t) C.int 
 func tcp_server_poll(s *C.tcp_server, buf unsafe.Pointer, buflen C.size_t, used *C.size_t, timeoutMS C.int) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
-		return C.int(engine.ErrInvalidArg)
+		return badHandle("server")
 	}
-	defer catch(&rc, &o.errs)
+	defer catch(&rc, &o.errs, internal)
 	return o.poll(buf, buflen, used, timeoutMS)
+}
+
+//export tcp_server_queued
+func tcp_server_queued(s *C.tcp_server, id C.int) (rc C.longlong) {
+	o := lookupServer(s)
+	if o == nil {
+		return C.longlong(badHandle("server"))
+	}
+	defer func() {
+		var r C.int
+		catch(&r, &o.errs, internal)
+		if r != 0 {
+			rc = C.longlong(r)
+		}
+	}()
+	n, err := o.srv.Queued(int(id))
+	if err != nil {
+		return C.longlong(noClient(o, err))
+	}
+	succeeded()
+	return C.longlong(n)
+}
+
+// perClient runs a call that takes a client id and returns only an error.
+func perClient(s *C.tcp_server, f func(o *serverObj) error) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	if err := f(o); err != nil {
+		return noClient(o, err)
+	}
+	return o.errs.result(nil)
+}
+
+//export tcp_server_pause
+func tcp_server_pause(s *C.tcp_server, id C.int) C.int {
+	return perClient(s, func(o *serverObj) error { return o.srv.Pause(int(id)) })
+}
+
+//export tcp_server_resume
+func tcp_server_resume(s *C.tcp_server, id C.int) C.int {
+	return perClient(s, func(o *serverObj) error { return o.srv.Resume(int(id)) })
+}
+
+//export tcp_server_set_idle_timeout
+func tcp_server_set_idle_timeout(s *C.tcp_server, id C.int, ms C.int) C.int {
+	if ms < 0 {
+		return failed(invalidArg("negative idle timeout %d ms", int(ms)))
+	}
+	return perClient(s, func(o *serverObj) error {
+		return o.srv.SetIdleTimeout(int(id), time.Duration(ms)*time.Millisecond)
+	})
+}
+
+//export tcp_server_set_conn_data
+func tcp_server_set_conn_data(s *C.tcp_server, id C.int, data unsafe.Pointer) C.int {
+	return perClient(s, func(o *serverObj) error { return o.srv.SetUser(int(id), data) })
+}
+
+//export tcp_server_conn_data
+func tcp_server_conn_data(s *C.tcp_server, id C.int) unsafe.Pointer {
+	o := lookupServer(s)
+	if o == nil {
+		badHandle("server")
+		return nil
+	}
+	v, err := o.srv.User(int(id))
+	if err != nil {
+		noClient(o, err)
+		return nil
+	}
+	succeeded()
+	return connData(v)
+}
+
+//export tcp_server_stop_listening
+func tcp_server_stop_listening(s *C.tcp_server) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return o.errs.result(o.srv.StopListening())
+}
+
+//export tcp_server_shutdown
+func tcp_server_shutdown(s *C.tcp_server, timeoutMS C.int) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return o.errs.result(o.srv.Shutdown(msDuration(timeoutMS)))
+}
+
+// fillStats copies the fields of src (a C struct value) that fit into the
+// caller's out_size bytes, so that old callers keep working when fields are
+// appended.
+func fillStats(out unsafe.Pointer, outSize C.size_t, src unsafe.Pointer, size uintptr) C.int {
+	if out == nil {
+		return failed(invalidArg("NULL stats pointer"))
+	}
+	n := min(uintptr(outSize), size)
+	copy(unsafe.Slice((*byte)(out), n), unsafe.Slice((*byte)(src), n))
+	succeeded()
+	return 0
+}
+
+//export tcp_server_get_stats
+func tcp_server_get_stats(s *C.tcp_server, out *C.tcp_server_stats, outSize C.size_t) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	st := o.srv.Stats()
+	v := C.tcp_server_stats{
+		active: C.ulonglong(st.Active), established: C.ulonglong(st.Established),
+		accepted: C.ulonglong(st.Accepted), refused: C.ulonglong(st.Refused),
+		refused_limit: C.ulonglong(st.RefusedLimit), handshake_failed: C.ulonglong(st.HandshakeFailed),
+		timed_out: C.ulonglong(st.TimedOut), closed_for_limits: C.ulonglong(st.ClosedForLimits),
+		accept_errors: C.ulonglong(st.AcceptErrors),
+		bytes_in: C.ulonglong(st.BytesIn), bytes_out: C.ulonglong(st.BytesOut),
+		msgs_in: C.ulonglong(st.MsgsIn), msgs_out: C.ulonglong(st.MsgsOut),
+		memory_used: C.ulonglong(st.MemoryUsed),
+	}
+	return fillStats(unsafe.Pointer(out), outSize, unsafe.Pointer(&v), unsafe.Sizeof(v))
+}
+
+func connStatsC(st engine.ConnStats) C.tcp_conn_stats {
+	return C.tcp_conn_stats{
+		bytes_in: C.ulonglong(st.BytesIn), bytes_out: C.ulonglong(st.BytesOut),
+		msgs_in: C.ulonglong(st.MsgsIn), msgs_out: C.ulonglong(st.MsgsOut),
+		connected_unix_ms: C.longlong(st.Connected.UnixMilli()),
+		queued:            C.ulonglong(st.Queued),
+	}
+}
+
+//export tcp_server_conn_stats
+func tcp_server_conn_stats(s *C.tcp_server, id C.int, out *C.tcp_conn_stats, outSize C.size_t) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	st, err := o.srv.ConnStats(int(id))
+	if err != nil {
+		return noClient(o, err)
+	}
+	v := connStatsC(st)
+	return fillStats(unsafe.Pointer(out), outSize, unsafe.Pointer(&v), unsafe.Sizeof(v))
 }

@@ -23,32 +23,37 @@ type endpoint interface {
 }
 
 // handleState is the part of a server or client handle that is the same
-// for both: the last error, the options and the event-queue settings.
+// for both: the last error, the options, the callback slots and the
+// event-queue settings.
 type handleState struct {
-	ep   endpoint
-	errs lastError
+	ep    endpoint
+	errs  lastError
+	slots *slots
 
-	mu    sync.Mutex // guards option changes, qset and queue
-	qset  queueSettings
+	mu    sync.Mutex // guards option changes, set and queue
+	set   handleSettings
 	queue *engine.EventQueue
 }
 
 func newHandleState(ep endpoint) handleState {
-	return handleState{ep: ep, qset: defaultQueueSettings()}
+	return handleState{ep: ep, set: defaultHandleSettings(), slots: newSlots(defaultCallbackThreads)}
 }
 
 func (h *handleState) setIntOption(opt C.int, value C.longlong) C.int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	opts, q := h.ep.Options(), h.qset
+	opts, q := h.ep.Options(), h.set
 	if err := applyIntOption(&opts, &q, int(opt), int64(value)); err != nil {
 		return h.errs.result(err)
 	}
 	if err := h.ep.SetOptions(opts); err != nil {
 		return h.errs.result(err)
 	}
-	h.qset = q
-	return 0
+	if q.callbackThreads != h.set.callbackThreads {
+		h.slots.resize(q.callbackThreads)
+	}
+	h.set = q
+	return h.errs.result(nil)
 }
 
 func (h *handleState) setStringOption(opt C.int, value *C.char) C.int {
@@ -69,10 +74,10 @@ func (h *handleState) prepareStart(cb engine.Handler) error {
 	if h.ep.Running() {
 		return &engine.Error{Code: engine.ErrAlreadyRunning, Reason: "already running"}
 	}
-	if !h.qset.enabled {
+	if !h.set.queueEnabled {
 		return h.ep.SetHandler(cb)
 	}
-	q := engine.NewEventQueue(h.qset.limit)
+	q := engine.NewEventQueue(h.set.queueLimit)
 	if err := h.ep.SetHandler(q); err != nil {
 		return err
 	}
@@ -86,27 +91,29 @@ func (h *handleState) poll(buf unsafe.Pointer, buflen C.size_t, used *C.size_t, 
 		*used = 0
 	}
 	h.mu.Lock()
-	q, enabled := h.queue, h.qset.enabled
+	q, enabled := h.queue, h.set.queueEnabled
 	h.mu.Unlock()
 	if q == nil {
 		if enabled {
-			return C.int(engine.ErrNotRunning) // not started yet
+			return failed(&engine.Error{Code: engine.ErrNotRunning, Reason: "not started yet"})
 		}
 		return h.errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "the event queue is not enabled (TCP_OPT_EVENT_QUEUE)"})
 	}
-	if buf == nil && buflen > 0 {
-		return C.int(engine.ErrInvalidArg)
+	dst, err := goBytes(buf, buflen)
+	if err != nil {
+		return h.errs.result(err)
 	}
-	n, u, err := q.Poll(goBytes(buf, buflen), msDuration(timeoutMS))
+	n, u, err := q.Poll(dst, msDuration(timeoutMS))
 	if used != nil {
 		*used = C.size_t(u)
 	}
 	if err != nil {
 		if engine.CodeOf(err) == engine.ErrNotRunning {
-			return C.int(engine.ErrNotRunning)
+			return failed(err)
 		}
 		return h.errs.result(err)
 	}
+	succeeded()
 	return C.int(n)
 }
 

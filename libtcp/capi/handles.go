@@ -6,33 +6,52 @@ package main
 import "C"
 
 import (
+	"errors"
 	"fmt"
-	"os"
+	"math"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/tcpgo/tcpgo/libtcp/engine"
 )
 
-// Handles given to C are one-byte C allocations: unique, stable, and never
-// Go pointers. handles maps them to the Go objects.
-var handles sync.Map // uintptr -> *serverObj | *clientObj
+// Handles given to C are addresses in a reserved, inaccessible region of
+// address space, handed out in increasing order and never reused until the
+// region wraps (2^26 handles later). A freed handle therefore never names a
+// new object -- unlike malloc'd keys (what github.com/mattn/go-pointer
+// uses), which glibc hands out again at once: malloc(1) after free returned
+// the same address 1000 times in 1000 here. Dereferencing a handle faults
+// at once instead of reading someone else's memory.
+const (
+	handleStride = 16
+	handleSpace  = 1 << 30
+)
+
+var (
+	handleBase = uintptr(C.tcpgo_reserve_handles(handleSpace))
+	handleSeq  atomic.Uint64
+	handles    sync.Map // uintptr -> *serverObj | *clientObj
+)
 
 func newHandle(obj any) unsafe.Pointer {
-	p := C.malloc(1)
-	if p == nil {
+	if handleBase == 0 {
 		return nil
 	}
-	handles.Store(uintptr(p), obj)
-	return p
-}
-
-func dropHandle(p unsafe.Pointer) {
-	if _, ok := handles.LoadAndDelete(uintptr(p)); ok {
-		C.free(p)
+	for {
+		off := (handleSeq.Add(1) % (handleSpace / handleStride)) * handleStride
+		if off == 0 {
+			continue // never the region's first byte: keep handles non-NULL and distinct
+		}
+		key := handleBase + uintptr(off)
+		if _, taken := handles.LoadOrStore(key, obj); !taken {
+			return unsafe.Add(unsafe.Pointer(nil), key) //nolint:govet // an opaque token, never dereferenced
+		}
 	}
 }
+
+func dropHandle(p unsafe.Pointer) { handles.Delete(uintptr(p)) }
 
 func lookupServer(p *C.tcp_server) *serverObj {
 	if p == nil {
@@ -52,6 +71,11 @@ func lookupClient(p *C.tcp_client) *clientObj {
 	return o
 }
 
+// ---------------------------------------------------------------------------
+// Errors: per handle (tcp_*_last_error) and per calling thread (tcp_errcode,
+// tcp_errno, tcp_errmsg; the record lives in C thread-local storage, and an
+// exported function runs on its caller's thread).
+
 // lastError keeps the detailed reason of a handle's last failure.
 type lastError struct {
 	mu  sync.Mutex
@@ -64,51 +88,94 @@ func (l *lastError) set(err error) {
 	l.mu.Unlock()
 }
 
-func (l *lastError) setf(format string, args ...any) { l.set(fmt.Errorf(format, args...)) }
-
 func (l *lastError) get() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.msg
 }
 
-// result records err (if any) and returns its code as a C int.
+// result records err (if any) for the handle and the thread, clears the
+// thread's record on success, and returns err's code as a C int.
 func (l *lastError) result(err error) C.int {
-	if err != nil {
+	if err == nil {
+		succeeded()
+		return 0
+	}
+	if l != nil {
 		l.set(err)
 	}
-	return C.int(engine.CodeOf(err))
+	return failed(err)
+}
+
+// failed records err for the calling thread and returns its code.
+func failed(err error) C.int {
+	code := engine.CodeOf(err)
+	msg := err.Error()
+	cs := C.CString(msg)
+	C.tcpgo_set_error(C.int(code), C.int(engine.Errno(err)), cs, C.size_t(len(msg)))
+	C.free(unsafe.Pointer(cs))
+	return C.int(code)
+}
+
+// succeeded clears the calling thread's record.
+func succeeded() { C.tcpgo_clear_error() }
+
+func invalidArg(format string, args ...any) error {
+	return &engine.Error{Code: engine.ErrInvalidArg, Reason: fmt.Sprintf(format, args...)}
+}
+
+// badHandle records a NULL or unknown handle for the thread and returns
+// TCP_ERR_INVALID_ARG.
+func badHandle(kind string) C.int {
+	return failed(invalidArg("invalid %s handle (NULL, freed, or not a %s)", kind, kind))
 }
 
 // copyOut copies s into the caller's buffer as snprintf does and returns the
 // full length.
 func copyOut(s string, buf *C.char, buflen C.size_t) C.int {
 	if buf != nil && buflen > 0 {
-		dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(buflen))
+		dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(min(uint64(buflen), math.MaxInt32)))
 		n := copy(dst[:len(dst)-1], s)
 		dst[n] = 0
 	}
 	return C.int(len(s))
 }
 
-func goBytes(data unsafe.Pointer, n C.size_t) []byte {
-	if data == nil || n == 0 {
-		return nil
+// maxDataLen bounds the length of data passed in: beyond it, a length is a
+// bug (a negative number cast to size_t), not data.
+const maxDataLen = 1 << 40
+
+var errTooLong = errors.New("length over 2^40 bytes")
+
+// goBytes views C memory as a slice for the duration of a call.
+func goBytes(data unsafe.Pointer, n C.size_t) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
 	}
-	return unsafe.Slice((*byte)(data), int(n))
+	if data == nil {
+		return nil, invalidArg("NULL data with length %d", uint64(n))
+	}
+	if uint64(n) > maxDataLen {
+		return nil, &engine.Error{Code: engine.ErrInvalidArg, Reason: fmt.Sprintf("length %d", uint64(n)), Err: errTooLong}
+	}
+	return unsafe.Slice((*byte)(data), int(n)), nil
 }
 
 // catch stops a Go panic at the C boundary: it must never unwind through C
-// frames. The call then reports TCP_ERR_INTERNAL.
-func catch(rc *C.int, l *lastError) {
+// frames. The call then reports TCP_ERR_INTERNAL (or ret, for functions that
+// return 1/0), and the stack goes to the log, never to stderr unasked.
+func catch(rc *C.int, l *lastError, ret C.int) {
 	if r := recover(); r != nil {
-		msg := fmt.Sprintf("tcpgo: internal error: %v\n%s", r, debug.Stack())
-		fmt.Fprintln(os.Stderr, msg)
+		engine.Logf(engine.LogError, "tcpgo: internal error: %v\n%s", r, debug.Stack())
+		err := &engine.Error{Code: engine.ErrInternal, Reason: fmt.Sprintf("internal error: %v", r)}
 		if l != nil {
-			l.setf("internal error: %v", r)
+			l.set(err)
 		}
+		failed(err)
 		if rc != nil {
-			*rc = C.int(engine.ErrInternal)
+			*rc = ret
 		}
 	}
 }
+
+const internal = C.int(engine.ErrInternal)
