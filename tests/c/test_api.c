@@ -34,8 +34,9 @@ TEST(strerror_every_code) {
       TCP_ERR_INTERNAL, TCP_ERR_MESSAGE_TOO_LONG, TCP_ERR_IO,
       TCP_ERR_HANDSHAKE, TCP_ERR_BUFFER_TOO_SMALL, TCP_ERR_UNKNOWN_OPTION,
       TCP_ERR_TIMEOUT, TCP_ERR_CONTAINS_DELIMITER, TCP_ERR_QUEUE_FULL,
-      TCP_ERR_FILE};
-  static const int unknown[] = {1, 11, 44, 61, 99, -16, -100, 1 << 30, -(1 << 30)};
+      TCP_ERR_FILE, TCP_ERR_MEMORY_BUDGET, TCP_ERR_REFUSED, TCP_ERR_PROXY,
+      TCP_ERR_ACCEPT};
+  static const int unknown[] = {1, 11, 44, 61, 99, -20, -100, 1 << 30, -(1 << 30)};
   size_t i;
 
   for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {

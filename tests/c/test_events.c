@@ -119,7 +119,7 @@ TEST(event_queue_server) {
 
   tcp_client_stop(cr->c);
   drain(r->s, NULL, log, 5, WAIT_MS);
-  CHECK_EVENT(log, 4, TCP_EVENT_CLOSED, id, 0, "");
+  CHECK_EVENT(log, 4, TCP_EVENT_CLOSED, id, TCP_CLOSE_PEER, "");
 
   tcp_server_stop(r->s);
   CHECK_EQ(tcp_server_poll(r->s, buf, sizeof buf, &used, 0), TCP_ERR_NOT_RUNNING);
@@ -150,7 +150,7 @@ TEST(event_queue_client) {
   CHECK_WAIT(&r->m, r->established == 1);
   CHECK_EQ(tcp_server_close_client(r->s, server_rec_id(r, 0)), 0);
   drain(NULL, c, log, 2, WAIT_MS);
-  CHECK_EVENT(log, 1, TCP_EVENT_CLOSED, 0, 0, "");
+  CHECK_EVENT(log, 1, TCP_EVENT_CLOSED, 0, TCP_CLOSE_PEER, "");
   tcp_client_stop(c);
   CHECK_EQ(tcp_client_poll(c, buf, sizeof buf, &used, 0), TCP_ERR_NOT_RUNNING);
   LOCKED(cr->m, CHECK(cr->messages + cr->closed + cr->errors == 0));
@@ -220,7 +220,7 @@ TEST(event_queue_error_record) {
   CHECK_EVENT(log, 0, TCP_EVENT_ESTABLISHED, id, 0, NULL);
   CHECK_EVENT(log, 1, TCP_EVENT_ERROR, id, TCP_ERR_MESSAGE_TOO_LONG, NULL);
   CHECK_GT(log->items[1].len, 0); /* the error text */
-  CHECK_EVENT(log, 2, TCP_EVENT_CLOSED, id, 0, NULL);
+  CHECK_EVENT(log, 2, TCP_EVENT_CLOSED, id, TCP_CLOSE_MESSAGE_TOO_LONG, NULL);
   CHECK_WAIT(cr->m, cr->closed == 1);
 
   client_rec_free(cr);
@@ -270,7 +270,7 @@ TEST(event_queue_stop_then_not_running) {
   /* The closed record of the stop is still handed over, then the end. */
   drain(s, NULL, log, 2, WAIT_MS);
   CHECK_EQ(log->n, 2);
-  CHECK_EVENT(log, 1, TCP_EVENT_CLOSED, log->items[0].client_id, 0, NULL);
+  CHECK_EVENT(log, 1, TCP_EVENT_CLOSED, log->items[0].client_id, TCP_CLOSE_STOPPED, NULL);
   CHECK_EQ(tcp_server_poll(s, buf, sizeof buf, &used, 0), TCP_ERR_NOT_RUNNING);
   CHECK_EQ(tcp_server_poll(s, buf, sizeof buf, &used, 100), TCP_ERR_NOT_RUNNING);
   CHECK_WAIT(cr->m, cr->closed == 1);
