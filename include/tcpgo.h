@@ -22,8 +22,12 @@
  *   that return 1/0 or a count, nothing for void ones, and the text "invalid
  *   server handle" / "invalid client handle" for *_last_error). NULL for a
  *   required pointer argument gives TCP_ERR_INVALID_ARG too, except where a
- *   function documents a start code for it. Passing a freed handle is a bug
- *   the library detects on a best-effort basis only.
+ *   function documents a start code for it. A freed handle is detected:
+ *   handles are addresses in a region the library reserves (and that faults
+ *   when dereferenced), handed out in increasing order and not reused
+ *   before 2^26 newer handles were made, so a call on a freed handle
+ *   returns TCP_ERR_INVALID_ARG (0 / nothing, as for NULL) and never acts
+ *   on a newer object.
  *
  * Threads.  Every function may be called from any thread, concurrently, and
  *   from inside a callback of the same or another handle -- except
@@ -35,8 +39,15 @@
  *   thread that called start(). For one connection the events come one at a
  *   time and in order: established, then messages, then closed exactly once.
  *   Different connections are served in parallel, so callbacks of different
- *   connections may run at the same time on different threads. A callback
- *   must not block for long: while it runs, that connection reads nothing.
+ *   connections may run at the same time on different threads -- at most
+ *   TCP_OPT_CALLBACK_THREADS (default 64) of one handle at once, and 4096
+ *   in the process: each running callback holds an OS thread, and this
+ *   bound keeps slow callbacks from exhausting threads. Events of other
+ *   connections wait meanwhile (those connections are not read, so their
+ *   peers are slowed by TCP), and threads left idle after a burst are
+ *   ended about a second later. A callback must not block for long: while
+ *   it runs, that connection reads nothing; and a callback that waits for
+ *   another connection's callback can deadlock once every slot is taken.
  *   A callback must not unwind (no longjmp, no C++ exception) into the
  *   library: catch everything in the callback.
  *
@@ -58,12 +69,53 @@
  *   tcp_server_last_error() / tcp_client_last_error() give the detailed
  *   reason of the last failure on that handle (a path, an OS error...).
  *
- * Signals.  The library installs no handler for SIGINT, SIGTERM or any other
- *   asynchronous signal, and all socket writes happen on library threads, so
- *   a peer that resets a connection never raises SIGPIPE in the host. A host
- *   that installs its own handlers for SIGSEGV, SIGBUS or SIGFPE must use
- *   SA_ONSTACK. After fork() the library is unusable in the child (the Go
- *   runtime does not survive fork); exec() first.
+ * Signals.  The library installs no handler for SIGINT, SIGTERM, SIGHUP,
+ *   SIGCHLD or any other signal a host uses. The Go runtime inside it, when
+ *   the library loads, installs handlers for:
+ *   - SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP: faults on its own threads;
+ *     on a host thread they are passed on to the host's previous handler.
+ *   - SIGPIPE: a write to a reset connection on a library thread is turned
+ *     into an error (EPIPE). Writes that run on the caller's thread (a send
+ *     with nothing queued) use MSG_NOSIGNAL, so a host thread never gets
+ *     SIGPIPE from tcpgo.
+ *   - SIGURG: the runtime's goroutine preemption, sent only to library
+ *     threads; a host thread never receives it from tcpgo.
+ *   What a host must do: install its own handlers for the fault signals
+ *   with SA_ONSTACK (and chain to the previous one); never set SIGPIPE to
+ *   SIG_DFL after the library loaded (SIG_IGN, or a handler of its own, is
+ *   fine; SIG_DFL before loading is fine too); leave SIGURG alone (a host
+ *   handler for it disables preemption; nothing breaks, but tight loops in
+ *   the library could then delay stop). After fork() the library is
+ *   unusable in the child (the Go runtime does not survive fork); exec()
+ *   first.
+ *
+ * Descriptor limit.  The Go runtime raises RLIMIT_NOFILE's soft limit to the
+ *   hard limit when it starts; tcpgo puts the host's value back before any
+ *   of its functions returns, so loading it changes nothing for the host or
+ *   its children. A server for more than ~1000 connections raises the
+ *   limit itself, e.g. with tcp_raise_fd_limit().
+ *
+ * Output.  The library prints nothing unless asked: see tcp_set_log().
+ *
+ * Defaults for untrusted peers (every value is an option, see below):
+ *
+ *   what                         default        option
+ *   message length (fragmented)  16 MiB         max_len of *_new_fragmented
+ *   send queue per connection    4 MiB          TCP_OPT_SEND_QUEUE_LIMIT
+ *   server memory budget         64 MiB         TCP_OPT_MEMORY_BUDGET
+ *   (receive buffers of partial messages + send queues + event queue)
+ *   event queue (poll mode)      16 MiB         TCP_OPT_EVENT_QUEUE_LIMIT
+ *   connections at once          10000          TCP_OPT_MAX_CONNECTIONS
+ *   TLS handshake / PROXY header 10 s           TCP_OPT_CONNECT_TIMEOUT_MS
+ *   idle / message / write       none           TCP_OPT_*_TIMEOUT_MS
+ *   keep-alive                   on, 15 s, 15 s, 9 probes
+ *   callbacks running at once    64             TCP_OPT_CALLBACK_THREADS
+ *   linger at stop / close       1 s            TCP_OPT_LINGER_MS
+ *
+ *   A connection holds no receive buffer while no message is partly
+ *   received (plain TCP); buffers grow only as a message's bytes arrive and
+ *   are released when it is complete. Large buffers are returned to the
+ *   operating system within seconds of their connection ending.
  */
 #ifndef TCPGO_H
 #define TCPGO_H
@@ -495,9 +547,12 @@ tcp_server *tcp_server_new(void);
  * which is removed. Any byte value, '\0' included, may be the delimiter.
  * max_len is the maximum message length (without delimiter) in both
  * directions; 0 means TCP_DEFAULT_MAX_MESSAGE. A peer that sends a longer
- * message is disconnected: the error callback gets
- * TCP_ERR_MESSAGE_TOO_LONG, then closed runs; other clients are not
- * affected. Memory per connection stays bounded by max_len. */
+ * message is disconnected: the messages before it are delivered, what was
+ * queued for the peer (their replies included) is still written, bounded
+ * by TCP_OPT_LINGER_MS of no progress, then the error callback gets
+ * TCP_ERR_MESSAGE_TOO_LONG and closed runs with TCP_CLOSE_MESSAGE_TOO_LONG;
+ * other clients are not affected. Memory per connection stays bounded by
+ * max_len, and all connections together by TCP_OPT_MEMORY_BUDGET. */
 tcp_server *tcp_server_new_fragmented(char delimiter, size_t max_len);
 
 /* Stops the server if it is running (see tcp_server_stop) and releases
@@ -575,10 +630,15 @@ void tcp_server_stop(tcp_server *s);
  * Fragmented mode appends the delimiter. Returns 1 when queued, 0 when
  * not: unknown client id, server not running, message containing the
  * delimiter or longer than max_len (fragmented mode), or a full send
- * queue; tcp_server_last_error says which. Messages to one client are sent
- * in the order of the calls that queued them. Returning 1 means accepted
- * for sending: a connection that breaks later loses what was queued (its
- * closed callback runs). Never blocks on the network. */
+ * queue, or the memory budget used up; tcp_errcode() (this thread) and
+ * tcp_server_last_error say which -- or use tcp_server_send_ex, which
+ * returns the code. Messages to one client are sent in the order of the
+ * calls that queued them. Returning 1 means accepted for sending: it is
+ * written even when the peer half-closes (EOF) meanwhile; only a
+ * connection that breaks (reset, timeout, stop after the linger) loses
+ * what was queued (its closed callback runs). Never blocks on the network:
+ * with nothing queued the bytes the kernel takes are written at once on
+ * the calling thread, the rest by a library thread. */
 int tcp_send_msg(tcp_server *s, int client_id, const void *data, size_t len);
 
 /* Wait up to timeout_ms until everything queued for client_id (0: for
