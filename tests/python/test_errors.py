@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 import socket
 import unittest
@@ -9,6 +11,18 @@ import unittest
 from _support import LOOPBACK, TIMEOUT, Collector, TestCase, echo_server, free_port
 
 import tcpgo
+from tcpgo import _lib
+from tcpgo.errors import start_error
+
+
+
+
+def library_has_thread_errors() -> bool:
+    return _lib.has("tcp_errno")
+
+
+# A documentation address (RFC 5737) that is never one of this host's.
+NOT_LOCAL = "192.0.2.1"
 
 
 class CodesTest(TestCase):
@@ -21,6 +35,8 @@ class CodesTest(TestCase):
         self.assertEqual({c.name: int(c) for c in tcpgo.StartCode}, expected)
         self.assertEqual(tcpgo.ErrorCode.MESSAGE_TOO_LONG, -7)
         self.assertEqual(tcpgo.ErrorCode.FILE, -15)
+        self.assertEqual({c.name: int(c) for c in tcpgo.ErrorCode if c <= -16},
+                         {"MEMORY_BUDGET": -16, "REFUSED": -17, "PROXY": -18, "ACCEPT": -19})
 
     def test_strerror(self) -> None:
         self.assertTrue(tcpgo.strerror(tcpgo.StartCode.BIND_PORT))
@@ -42,16 +58,60 @@ class CodesTest(TestCase):
         self.assertTrue(issubclass(tcpgo.ConnectTimeoutError, TimeoutError))
         self.assertTrue(issubclass(tcpgo.ConnectTimeoutError, tcpgo.ConnectError))
         self.assertTrue(issubclass(tcpgo.NoClientError, KeyError))
+        # OS failures follow OSError's conventions
+        self.assertTrue(issubclass(tcpgo.AddressNotAvailableError, OSError))
+        self.assertFalse(issubclass(tcpgo.AddressNotAvailableError, tcpgo.PortInUseError))
+        self.assertTrue(issubclass(tcpgo.ConnectRefusedError, ConnectionRefusedError))
+        self.assertTrue(issubclass(tcpgo.ConnectRefusedError, tcpgo.ConnectError))
+        self.assertEqual(tcpgo.PortInUseError(42, "m").errno, errno.EADDRINUSE)
+        self.assertEqual(tcpgo.ConnectTimeoutError(50, "m").errno, errno.ETIMEDOUT)
 
     def test_errors_pickle(self) -> None:
         errs = [tcpgo.StartError(42, "m", "r"), tcpgo.PortInUseError(42, "m", "r"),
                 tcpgo.CertificateError(31, "m", "r", "/p", "cert"), tcpgo.PeerError(-7, "long", 3),
-                tcpgo.ConnectTimeoutError(50, "t", "r")]
+                tcpgo.ConnectTimeoutError(50, "t", "r"),
+                tcpgo.ConnectRefusedError(50, "c", "r", errno.ECONNREFUSED),
+                tcpgo.SocketError(42, "s", "r", errno.EACCES),
+                tcpgo.SendError("full", "r", tcpgo.ErrorCode.QUEUE_FULL)]
         for e in errs:
             e2 = pickle.loads(pickle.dumps(e))
             self.assertIs(type(e2), type(e))
             self.assertEqual(str(e2), str(e))
             self.assertEqual(e2.code, e.code)
+            self.assertEqual(getattr(e2, "errno", None), getattr(e, "errno", None))
+
+    def test_errno_decides_the_class(self) -> None:
+        # What the library reports per thread (tcp_errno) reaches start_error
+        # as a Failure: the errno wins over the reason text.
+        def failed(code: int, err: int) -> int:
+            f = _lib.Failure(code)
+            f.errno = err
+            return f
+
+        cases = [
+            (failed(42, errno.EADDRINUSE), tcpgo.PortInUseError),
+            (failed(42, errno.EADDRNOTAVAIL), tcpgo.AddressNotAvailableError),
+            (failed(42, errno.EACCES), tcpgo.SocketError),
+            (failed(50, errno.ECONNREFUSED), tcpgo.ConnectRefusedError),
+            (failed(50, errno.ETIMEDOUT), tcpgo.ConnectTimeoutError),
+            (failed(50, errno.ENETUNREACH), tcpgo.ConnectError),
+            (failed(50, 0), tcpgo.ConnectError),
+        ]
+        for code, cls in cases:
+            with self.subTest(errno=code.errno):
+                e = start_error(code, "bind: address already in use", what="t", port=1)
+                self.assertIs(type(e), cls)
+                self.assertEqual(e.errno, code.errno or None)
+                self.assertEqual(e.code, int(code))
+                if code.errno:
+                    self.assertEqual(e.strerror, os.strerror(code.errno))
+        # a library without tcp_errno: recovered from Go's error text
+        e = start_error(42, "listen tcp 127.0.0.1:1: bind: address already in use",
+                        what="t", port=1)
+        self.assertIs(type(e), tcpgo.PortInUseError)
+        e = start_error(50, "dial tcp 127.0.0.1:1: i/o timeout", what="t", port=1)
+        self.assertIs(type(e), tcpgo.ConnectTimeoutError)
+        self.assertEqual(e.errno, errno.ETIMEDOUT)
 
 
 class StartErrorTest(TestCase):
@@ -75,13 +135,26 @@ class StartErrorTest(TestCase):
         with tcpgo.TcpServer(host=LOOPBACK) as a:
             port = a.start(0)
             with tcpgo.TcpServer(host=LOOPBACK) as b:
-                with self.assertRaises(tcpgo.PortInUseError) as cm:
+                with self.assertRaises(OSError) as cm:
                     b.start(port)
                 e = cm.exception
+                self.assertIsInstance(e, tcpgo.PortInUseError)
+                self.assertEqual(e.errno, errno.EADDRINUSE)
                 self.assertEqual(e.code, tcpgo.StartCode.BIND_PORT)
                 self.assertIn(str(port), str(e))
                 self.assertTrue(e.reason)
                 self.assertFalse(b.running)
+
+    def test_address_not_local(self) -> None:
+        with tcpgo.TcpServer(host=NOT_LOCAL) as srv:
+            with self.assertRaises(OSError) as cm:
+                srv.start(0)
+            e = cm.exception
+            self.assertIsInstance(e, tcpgo.AddressNotAvailableError)
+            self.assertNotIsInstance(e, tcpgo.PortInUseError)
+            self.assertEqual(e.errno, errno.EADDRNOTAVAIL)
+            self.assertEqual(e.code, tcpgo.StartCode.BIND_PORT)
+            self.assertIn(NOT_LOCAL, str(e))
 
     def test_reuse_port(self) -> None:
         with tcpgo.TcpServer(host=LOOPBACK, reuse_port=True) as a:
@@ -97,10 +170,12 @@ class StartErrorTest(TestCase):
 
     def test_connect_refused(self) -> None:
         port = free_port()
-        with self.assertRaises(tcpgo.ConnectError) as cm:
+        with self.assertRaises(ConnectionRefusedError) as cm:
             tcpgo.TcpClient().connect(LOOPBACK, port)
         e = cm.exception
+        self.assertIsInstance(e, tcpgo.ConnectRefusedError)
         self.assertNotIsInstance(e, tcpgo.ConnectTimeoutError)
+        self.assertEqual(e.errno, errno.ECONNREFUSED)
         self.assertEqual(e.code, tcpgo.StartCode.CONNECT)
         self.assertIn(f"{LOOPBACK}:{port}", str(e))
 
@@ -126,6 +201,7 @@ class StartErrorTest(TestCase):
                 tcpgo.TcpClient(connect_timeout=0.3).connect(LOOPBACK, port)
             self.assertEqual(cm.exception.code, tcpgo.StartCode.CONNECT)
             self.assertIsInstance(cm.exception, TimeoutError)
+            self.assertEqual(cm.exception.errno, errno.ETIMEDOUT)
         finally:
             for s in fillers:
                 s.close()
@@ -153,6 +229,52 @@ class StartErrorTest(TestCase):
                 c.connect(LOOPBACK, port)
                 with self.assertRaises(tcpgo.StartError):
                     c.connect(LOOPBACK, port)
+
+
+@unittest.skipUnless(library_has_thread_errors(), "the loaded library has no tcp_errno() yet")
+class ThreadErrorTest(TestCase):
+    """The C API's per-thread detail (tcp_errcode, tcp_errno, tcp_errmsg)."""
+
+    def test_start_failure_carries_errno_from_the_library(self) -> None:
+        with tcpgo.TcpServer(host=LOOPBACK) as a:
+            port = a.start(0)
+            L = _lib.lib()
+            h = L.tcp_server_new()
+            try:
+                rc = L.tcp_server_start(h, port)
+                self.assertIsInstance(rc, _lib.Failure)
+                self.assertEqual(int(rc), tcpgo.StartCode.BIND_PORT)
+                self.assertEqual(rc.errno, errno.EADDRINUSE)
+                code, err, text = _lib.thread_error()
+                self.assertEqual((code, err), (tcpgo.StartCode.BIND_PORT, errno.EADDRINUSE))
+                self.assertIn(str(port), text)
+                self.assertEqual(L.tcp_server_start(h, 0), 0)   # success clears it
+                self.assertEqual(_lib.thread_error(), (0, 0, ""))
+            finally:
+                L.tcp_server_stop(h)
+                L.tcp_server_free(h)
+
+    def test_connect_errno_read_on_the_connecting_thread(self) -> None:
+        # TcpClient.connect runs the connect on a worker thread: the errno
+        # must still reach the exception raised on this one.
+        with self.assertRaises(tcpgo.ConnectRefusedError) as cm:
+            tcpgo.TcpClient(connect_timeout=5).connect(LOOPBACK, free_port())
+        self.assertEqual(cm.exception.errno, errno.ECONNREFUSED)
+
+    def test_send_error_code(self) -> None:
+        with echo_server("\n") as srv:
+            with self.assertRaises(tcpgo.SendError) as cm:
+                srv.send(1, b"stopped")
+            self.assertEqual(cm.exception.code, tcpgo.ErrorCode.NOT_RUNNING)
+            srv.start(0)
+            with self.assertRaises(tcpgo.SendError) as cm:
+                srv.send(999, b"nobody")
+            self.assertEqual(cm.exception.code, tcpgo.ErrorCode.NO_CLIENT)
+        c = tcpgo.TcpClient("\n")
+        with self.assertRaises(tcpgo.SendError) as cm:
+            c.send("never connected")
+        self.assertEqual(cm.exception.code, tcpgo.ErrorCode.NOT_RUNNING)
+        c.close()
 
 
 class RuntimeErrorTest(TestCase):
@@ -185,6 +307,9 @@ class RuntimeErrorTest(TestCase):
                     for _ in range(100_000):  # the reader is slower than this loop
                         srv.send(cid, chunk)
                 self.assertIn("queue", str(cm.exception).lower())
+                if library_has_thread_errors():
+                    self.assertIn(cm.exception.code, (tcpgo.ErrorCode.QUEUE_FULL,
+                                                      tcpgo.ErrorCode.MEMORY_BUDGET))
 
     def test_client_errors(self) -> None:
         c = tcpgo.TcpClient("\n")

@@ -34,11 +34,11 @@ _lib.locate()  # ImportError now (not at first use) when the library is missing
 
 from ._core import Nid, stop_all, strerror  # noqa: E402
 from .client import TcpClient, TlsClient  # noqa: E402
-from .errors import (CertificateError, ConnectError, ConnectionClosedError,  # noqa: E402
-                     ConnectTimeoutError, Error, ErrorCode, ForkError, HandshakeError,
-                     InvalidPortError, NoClientError, NotRunningError, PeerError,
-                     PortInUseError, SendError, SocketError, StartCode, StartError,
-                     TlsConfigError)
+from .errors import (AddressNotAvailableError, CertificateError, ConnectError,  # noqa: E402
+                     ConnectionClosedError, ConnectRefusedError, ConnectTimeoutError, Error,
+                     ErrorCode, ForkError, HandshakeError, InvalidPortError, NoClientError,
+                     NotRunningError, PeerError, PortInUseError, SendError, SocketError,
+                     StartCode, StartError, TlsConfigError)
 from .server import TcpServer, TlsServer  # noqa: E402
 from .util import CertPaths, generate_certs, library_path, library_version, request  # noqa: E402
 
@@ -47,7 +47,8 @@ __version__ = "0.1.0"
 __all__ = [
     "TcpServer", "TlsServer", "TcpClient", "TlsClient", "request", "generate_certs",
     "CertPaths", "Nid", "StartCode", "ErrorCode", "Error", "StartError", "InvalidPortError",
-    "TlsConfigError", "CertificateError", "SocketError", "PortInUseError", "ConnectError",
+    "TlsConfigError", "CertificateError", "SocketError", "PortInUseError",
+    "AddressNotAvailableError", "ConnectError", "ConnectRefusedError",
     "ConnectTimeoutError", "HandshakeError", "SendError", "NotRunningError", "NoClientError",
     "ConnectionClosedError", "PeerError", "ForkError", "stop_all", "strerror",
     "library_version", "library_path", "__version__",

@@ -52,8 +52,9 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def _candidates() -> List[str]:
     cands: List[str] = []
-    # 2. beside the package
-    for name in (LIBNAME, SONAME):
+    # 2. beside the package (wheels carry it as SONAME: a name that
+    #    pkgutil/help() do not mistake for an extension module)
+    for name in (SONAME, LIBNAME):
         cands.append(str(_HERE / name))
     # 3. recorded at install time
     try:
@@ -111,6 +112,10 @@ def locate() -> str:
         "Looked in: " + ", ".join(dict.fromkeys(os.path.dirname(t) for t in tried)))
 
 
+#: tcp_accept_fn: int (*)(void *user_data, const char *ip, int port, int local_port)
+ACCEPT_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_int, c_int)
+
+
 def _declare(lib: ctypes.CDLL) -> None:
     vp, i, sz, cp = c_void_p, c_int, c_size_t, c_char_p
     sigs: dict = {
@@ -164,6 +169,29 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tcp_client_flush": (i, [vp, i]),
         "tcp_server_flush": (i, [vp, i, i]),
         "tcp_server_send_batch": (i, [vp, cp, sz, sz]),
+        # connection control, flow control, close reasons, per-thread errors
+        "tcp_errcode": (i, []),
+        "tcp_errno": (i, []),
+        "tcp_errmsg": (i, [cp, sz]),
+        "tcp_close_reason_str": (cp, [i]),
+        "tcp_raise_fd_limit": (c_longlong, []),
+        "tcp_server_set_on_accept": (None, [vp, ACCEPT_FN, vp]),
+        "tcp_server_set_allowed": (i, [vp, cp]),
+        "tcp_server_set_blocked": (i, [vp, cp]),
+        "tcp_server_send_ex": (i, [vp, i, cp, sz]),
+        "tcp_server_queued": (c_longlong, [vp, i]),
+        "tcp_server_pause": (i, [vp, i]),
+        "tcp_server_resume": (i, [vp, i]),
+        "tcp_server_set_idle_timeout": (i, [vp, i, i]),
+        "tcp_server_stop_listening": (i, [vp]),
+        "tcp_server_shutdown": (i, [vp, i]),
+        "tcp_server_get_stats": (i, [vp, vp, sz]),
+        "tcp_server_conn_stats": (i, [vp, i, vp, sz]),
+        "tcp_client_send_ex": (i, [vp, cp, sz]),
+        "tcp_client_queued": (c_longlong, [vp]),
+        "tcp_client_pause": (i, [vp]),
+        "tcp_client_resume": (i, [vp]),
+        "tcp_client_conn_stats": (i, [vp, vp, sz]),
     }
     for name, (res, args) in optional.items():
         try:
@@ -172,6 +200,72 @@ def _declare(lib: ctypes.CDLL) -> None:
             continue
         fn.restype = res
         fn.argtypes = args
+    _check_failures(lib)
+
+
+class Failure(int):
+    """The result of a failed start call, carrying the calling thread's OS
+    error number (``tcp_errno()``, 0 for none) read right after the call on
+    the thread that made it -- so it survives being handed to another thread."""
+
+    errno: int = 0
+
+
+_send_failure = threading.local()
+
+
+def _check_failures(lib: ctypes.CDLL) -> None:
+    """Read the per-thread error detail (tcp_errno, tcp_errcode) right after
+    a start or send call fails; a library without them is left as it is."""
+    try:
+        errno_fn, code_fn, msg_fn = lib.tcp_errno, lib.tcp_errcode, lib.tcp_errmsg
+    except AttributeError:
+        return
+    errno_fn.restype, errno_fn.argtypes = c_int, []
+    code_fn.restype, code_fn.argtypes = c_int, []
+    msg_fn.restype, msg_fn.argtypes = c_int, [c_char_p, c_size_t]
+
+    def start_checked(result: int, func: Any, args: Any) -> int:
+        if result == 0:
+            return result
+        failed = Failure(result)
+        failed.errno = errno_fn()
+        return failed
+
+    def send_checked(result: int, func: Any, args: Any) -> int:
+        if not result:
+            _send_failure.code = code_fn()
+        return result
+
+    def batch_checked(result: int, func: Any, args: Any) -> int:
+        if result != args[3]:
+            _send_failure.code = code_fn()
+        return result
+
+    for name in ("tcp_server_start", "tls_server_start", "tcp_client_start", "tls_client_start"):
+        getattr(lib, name).errcheck = start_checked
+    for name in ("tcp_send_msg", "tcp_client_send"):
+        getattr(lib, name).errcheck = send_checked
+    if hasattr(lib, "tcp_server_send_batch"):
+        lib.tcp_server_send_batch.errcheck = batch_checked
+
+
+def take_send_failure() -> Optional[int]:
+    """The TCP_ERR_* code of this thread's last refused send, once (None if unknown)."""
+    code = getattr(_send_failure, "code", None)
+    _send_failure.code = None
+    return code or None
+
+
+def thread_error() -> "tuple[int, int, str]":
+    """(code, errno, reason) of this thread's last library call that can fail
+    (``tcp_errcode``, ``tcp_errno``, ``tcp_errmsg``); (0, 0, "") when the
+    library predates them. Call it right after the failing call."""
+    L = lib()
+    if not hasattr(L, "tcp_errno"):
+        return 0, 0, ""
+    code, err = L.tcp_errcode(), L.tcp_errno()
+    return code, err, read_string(L.tcp_errmsg)[1]
 
 
 def has(name: str) -> bool:

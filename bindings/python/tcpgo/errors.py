@@ -5,25 +5,38 @@ Every exception tcpgo raises on purpose derives from :class:`tcpgo.Error`
 :class:`TimeoutError` when :meth:`TcpClient.recv` times out).
 
 Start failures raise a :class:`StartError` subclass whose ``.code`` is the
-start code of nilshenrich/TCP_ServerClient v2 (a :class:`StartCode`)::
+start code of nilshenrich/TCP_ServerClient v2 (a :class:`StartCode`). Those
+caused by the operating system follow the conventions of :class:`OSError`:
+they derive from the matching built-in exception and carry ``.errno``::
 
-    >>> import tcpgo
+    >>> import errno, tcpgo
     >>> try:
     ...     tcpgo.TcpClient().connect("127.0.0.1", 1)      # nothing listens there
-    ... except tcpgo.ConnectError as e:
-    ...     print(e.code.name)
-    CONNECT
+    ... except ConnectionRefusedError as e:
+    ...     print(e.code.name, e.errno == errno.ECONNREFUSED)
+    CONNECT True
+
+- port in use: :class:`PortInUseError`, an :class:`OSError` with EADDRINUSE;
+- address not local: :class:`AddressNotAvailableError`, an :class:`OSError`
+  with EADDRNOTAVAIL;
+- connection refused: :class:`ConnectRefusedError`, a
+  :class:`ConnectionRefusedError` with ECONNREFUSED;
+- connect timed out: :class:`ConnectTimeoutError`, a :class:`TimeoutError`
+  with ETIMEDOUT.
 """
 
 from __future__ import annotations
 
 import builtins
 import enum
-from typing import Optional
+import errno as _errno
+import os
+from typing import Dict, Optional
 
 __all__ = [
     "StartCode", "ErrorCode", "Error", "ForkError", "StartError", "InvalidPortError",
-    "TlsConfigError", "CertificateError", "SocketError", "PortInUseError", "ConnectError",
+    "TlsConfigError", "CertificateError", "SocketError", "PortInUseError",
+    "AddressNotAvailableError", "ConnectError", "ConnectRefusedError",
     "ConnectTimeoutError", "HandshakeError", "SendError", "NotRunningError",
     "NoClientError", "ConnectionClosedError", "PeerError",
 ]
@@ -68,6 +81,10 @@ class ErrorCode(enum.IntEnum):
     CONTAINS_DELIMITER = -13
     QUEUE_FULL = -14
     FILE = -15
+    MEMORY_BUDGET = -16
+    REFUSED = -17
+    PROXY = -18
+    ACCEPT = -19
 
 
 def _code(value: int) -> "int | StartCode | ErrorCode":
@@ -93,17 +110,29 @@ class StartError(Error):
     """A server or client could not start.
 
     ``.code`` is the :class:`StartCode` (or a negative :class:`ErrorCode` for
-    misuse), ``.reason`` the library's detailed reason (a path, an OS error...).
+    misuse), ``.reason`` the library's detailed reason (a path, an OS error...)
+    and ``.errno`` the OS error number behind the failure (``None`` when there
+    was none, such as a certificate that does not parse).
     """
 
-    def __init__(self, code: int, message: str, reason: str = "") -> None:
+    #: errno of an instance made without one (by a subclass that implies it)
+    default_errno: Optional[int] = None
+
+    def __init__(self, code: int, message: str, reason: str = "",
+                 errno: Optional[int] = None) -> None:
         super().__init__(message)
         self.code = _code(code)
         self.message = message
         self.reason = reason
+        self.errno = errno or self.default_errno
+        # OSError's conventional fields (harmless on the other subclasses)
+        self.strerror = os.strerror(self.errno) if self.errno else None
+
+    def __str__(self) -> str:  # not OSError's "[Errno N] ..." form: the message says more
+        return self.message
 
     def __reduce__(self):  # keep pickling working with the extra arguments
-        return (type(self), (int(self.code), self.message, self.reason))
+        return (type(self), (int(self.code), self.message, self.reason, self.errno))
 
 
 class InvalidPortError(StartError, ValueError):
@@ -121,41 +150,54 @@ class CertificateError(StartError):
     """
 
     def __init__(self, code: int, message: str, reason: str = "",
-                 path: Optional[str] = None, kind: str = "") -> None:
-        super().__init__(code, message, reason)
+                 path: Optional[str] = None, kind: str = "",
+                 errno: Optional[int] = None) -> None:
+        super().__init__(code, message, reason, errno)
         self.path = path
         self.kind = kind
 
     def __reduce__(self):
-        return (type(self), (int(self.code), self.message, self.reason, self.path, self.kind))
+        return (type(self), (int(self.code), self.message, self.reason, self.path, self.kind,
+                             self.errno))
 
 
 class SocketError(StartError, OSError):
-    """The listening socket could not be created, configured or bound (codes 40-43)."""
-
-    def __init__(self, code: int, message: str, reason: str = "") -> None:
-        StartError.__init__(self, code, message, reason)
-
-    def __str__(self) -> str:
-        return self.message
+    """The listening socket could not be created, configured or bound (codes 40-43);
+    an :class:`OSError` whose ``.errno`` says why (EACCES, EMFILE...)."""
 
 
 class PortInUseError(SocketError):
-    """``bind()`` failed: the port is in use, or binding it needs rights (code 42)."""
+    """``bind()`` failed because the port is in use: code 42, ``.errno`` EADDRINUSE."""
+
+    default_errno = _errno.EADDRINUSE
+
+
+class AddressNotAvailableError(SocketError):
+    """``bind()`` failed because the listen address is not one of this host's:
+    code 42, ``.errno`` EADDRNOTAVAIL."""
+
+    default_errno = _errno.EADDRNOTAVAIL
 
 
 class ConnectError(StartError, builtins.ConnectionError):
-    """The client could not connect: refused, unreachable, name not resolved (code 50)."""
+    """The client could not connect: refused, unreachable, name not resolved (code 50).
 
-    def __init__(self, code: int, message: str, reason: str = "") -> None:
-        StartError.__init__(self, code, message, reason)
+    ``.errno`` is the OS error (ENETUNREACH, EHOSTUNREACH...), ``None`` when the
+    name could not be resolved."""
 
-    def __str__(self) -> str:
-        return self.message
+
+class ConnectRefusedError(ConnectError, builtins.ConnectionRefusedError):
+    """Nothing listens on the server's port: code 50, ``.errno`` ECONNREFUSED."""
+
+    default_errno = _errno.ECONNREFUSED
 
 
 class ConnectTimeoutError(ConnectError, builtins.TimeoutError):
-    """The connect (plus TLS handshake) did not finish within ``connect_timeout`` (code 50)."""
+    """The connect (plus TLS handshake) did not finish within ``connect_timeout``:
+    code 50 (60 when the library reports the TLS handshake itself timed out),
+    ``.errno`` ETIMEDOUT."""
+
+    default_errno = _errno.ETIMEDOUT
 
 
 class HandshakeError(StartError):
@@ -165,11 +207,28 @@ class HandshakeError(StartError):
 
 class SendError(Error):
     """A message could not be queued for sending (unknown client, not running,
-    send queue full...). ``.reason`` is the library's explanation."""
+    send queue full...). ``.code`` is the library's :class:`ErrorCode`
+    (``NO_CLIENT``, ``NOT_RUNNING``, ``QUEUE_FULL``, ``MEMORY_BUDGET``...), or
+    ``None`` when the library did not say; ``.reason`` its explanation."""
 
-    def __init__(self, message: str, reason: str = "") -> None:
+    def __init__(self, message: str, reason: str = "",
+                 code: "int | ErrorCode | None" = None) -> None:
         super().__init__(message)
         self.reason = reason
+        if code is None:
+            code = _failed_send_code()
+        self.code: "int | ErrorCode | None" = None if code is None else _code(code)
+
+    def __reduce__(self):
+        return (type(self), (str(self.args[0]) if self.args else "", self.reason,
+                             None if self.code is None else int(self.code)))
+
+
+def _failed_send_code() -> Optional[int]:
+    """The code of this thread's last refused send (see _lib.take_send_failure)."""
+    from . import _lib  # not at import time: _lib imports this module
+
+    return _lib.take_send_failure()
 
 
 class NotRunningError(Error):
@@ -218,38 +277,86 @@ _CERT_WHAT = {
 }
 
 
+# Go reports OS errors with the C library's strerror() text in lower case
+# ("bind: address already in use"); for a library without tcp_errno() the
+# errno is recovered from that text.
+_ERRNO_BY_TEXT: Dict[str, int] = {}
+for _n in sorted(_errno.errorcode):
+    _ERRNO_BY_TEXT.setdefault(os.strerror(_n).lower(), _n)
+_ERRNO_BY_TEXT["i/o timeout"] = _errno.ETIMEDOUT  # Go's dial deadline
+
+
+def _errno_from_text(reason: str) -> Optional[int]:
+    low = reason.lower()
+    best = None
+    for text, n in _ERRNO_BY_TEXT.items():
+        if text in low and (best is None or len(text) > len(best[0])):
+            best = (text, n)
+    return best[1] if best else None
+
+
+def _is_timeout(reason: str) -> bool:
+    low = reason.lower()
+    return "timeout" in low or "timed out" in low or "deadline" in low
+
+
 def start_error(code: int, reason: str, *, what: str, port: Optional[int] = None,
                 host: Optional[str] = None, ca: Optional[str] = None,
                 cert: Optional[str] = None, key: Optional[str] = None,
                 timeout: Optional[float] = None) -> StartError:
-    """Build the exception for a failed start (internal)."""
+    """Build the exception for a failed start (internal).
+
+    ``code`` is the start function's result; when the library has
+    tcp_errno() it is a :class:`tcpgo._lib.Failure` that also carries the
+    calling thread's ``errno`` (read right after the call, on its thread).
+    """
+    err_no: Optional[int] = getattr(code, "errno", None)
+    if err_no is None:
+        err_no = _errno_from_text(reason)
+    err_no = err_no or None
+    code = int(code)
     tail = f" ({reason})" if reason else ""
     where = f"{host}:{port}" if host else f"port {port}"
     if code == StartCode.WRONG_PORT:
-        return InvalidPortError(code, f"{what}: invalid port {port}{tail}", reason)
+        return InvalidPortError(code, f"{what}: invalid port {port}{tail}", reason, err_no)
     if code == StartCode.SET_CONTEXT:
-        return TlsConfigError(code, f"{what}: TLS configuration could not be built{tail}", reason)
+        return TlsConfigError(code, f"{what}: TLS configuration could not be built{tail}",
+                              reason, err_no)
     if code in _CERT_KIND:
         kind = _CERT_KIND[code]
         path = {"ca": ca, "cert": cert, "key": key}[kind]
         msg = _CERT_WHAT[code].format(path=path, cert=cert)
-        return CertificateError(code, f"{what}: {msg}{tail}", reason, path=path, kind=kind)
+        return CertificateError(code, f"{what}: {msg}{tail}", reason, path=path, kind=kind,
+                                errno=err_no)
     if code == StartCode.BIND_PORT:
-        return PortInUseError(code, f"{what}: cannot bind {where}: port in use or "
-                                    f"not permitted{tail}", reason)
+        if err_no == _errno.EADDRINUSE:
+            return PortInUseError(code, f"{what}: cannot bind {where}: port in use{tail}",
+                                  reason, err_no)
+        if err_no == _errno.EADDRNOTAVAIL:
+            return AddressNotAvailableError(code, f"{what}: cannot bind {where}: the address "
+                                                  f"is not one of this host's{tail}", reason,
+                                            err_no)
+        why = os.strerror(err_no).lower() if err_no else "bind failed"
+        return SocketError(code, f"{what}: cannot bind {where}: {why}{tail}", reason, err_no)
     if code in (StartCode.CREATE_SOCKET, StartCode.SET_SOCKET_OPT, StartCode.LISTEN):
         return SocketError(code, f"{what}: cannot listen on {where}: "
                                  f"{StartCode(code).name.lower().replace('_', ' ')} failed{tail}",
-                           reason)
+                           reason, err_no)
     if code == StartCode.CONNECT:
-        low = reason.lower()
-        if "timeout" in low or "timed out" in low or "deadline" in low:
+        if err_no == _errno.ETIMEDOUT or (err_no is None and _is_timeout(reason)):
             return ConnectTimeoutError(code, f"{what}: connecting to {where} timed out"
                                              f"{'' if timeout is None else f' after {timeout:g} s'}"
-                                             f"{tail}", reason)
-        return ConnectError(code, f"{what}: cannot connect to {where}{tail}", reason)
+                                             f"{tail}", reason, err_no)
+        if err_no == _errno.ECONNREFUSED:
+            return ConnectRefusedError(code, f"{what}: cannot connect to {where}: connection "
+                                             f"refused{tail}", reason, err_no)
+        return ConnectError(code, f"{what}: cannot connect to {where}{tail}", reason, err_no)
     if code == StartCode.CONNECT_INIT:
-        return HandshakeError(code, f"{what}: TLS handshake with {where} failed{tail}", reason)
+        if err_no == _errno.ETIMEDOUT:
+            return ConnectTimeoutError(code, f"{what}: TLS handshake with {where} timed out"
+                                             f"{tail}", reason, err_no)
+        return HandshakeError(code, f"{what}: TLS handshake with {where} failed{tail}", reason,
+                              err_no)
     name = _code(code)
     label = name.name if isinstance(name, enum.IntEnum) else str(code)
-    return StartError(code, f"{what}: start failed with {label}{tail}", reason)
+    return StartError(code, f"{what}: start failed with {label}{tail}", reason, err_no)
