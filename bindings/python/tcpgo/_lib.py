@@ -211,19 +211,14 @@ class Failure(int):
     errno: int = 0
 
 
-_send_failure = threading.local()
-
-
 def _check_failures(lib: ctypes.CDLL) -> None:
-    """Read the per-thread error detail (tcp_errno, tcp_errcode) right after
-    a start or send call fails; a library without them is left as it is."""
+    """Read the OS error number (tcp_errno) right after a start call fails,
+    on its thread; a library without tcp_errno is left as it is."""
     try:
-        errno_fn, code_fn, msg_fn = lib.tcp_errno, lib.tcp_errcode, lib.tcp_errmsg
+        errno_fn = lib.tcp_errno
     except AttributeError:
         return
     errno_fn.restype, errno_fn.argtypes = c_int, []
-    code_fn.restype, code_fn.argtypes = c_int, []
-    msg_fn.restype, msg_fn.argtypes = c_int, [c_char_p, c_size_t]
 
     def start_checked(result: int, func: Any, args: Any) -> int:
         if result == 0:
@@ -232,29 +227,8 @@ def _check_failures(lib: ctypes.CDLL) -> None:
         failed.errno = errno_fn()
         return failed
 
-    def send_checked(result: int, func: Any, args: Any) -> int:
-        if not result:
-            _send_failure.code = code_fn()
-        return result
-
-    def batch_checked(result: int, func: Any, args: Any) -> int:
-        if result != args[3]:
-            _send_failure.code = code_fn()
-        return result
-
     for name in ("tcp_server_start", "tls_server_start", "tcp_client_start", "tls_client_start"):
         getattr(lib, name).errcheck = start_checked
-    for name in ("tcp_send_msg", "tcp_client_send"):
-        getattr(lib, name).errcheck = send_checked
-    if hasattr(lib, "tcp_server_send_batch"):
-        lib.tcp_server_send_batch.errcheck = batch_checked
-
-
-def take_send_failure() -> Optional[int]:
-    """The TCP_ERR_* code of this thread's last refused send, once (None if unknown)."""
-    code = getattr(_send_failure, "code", None)
-    _send_failure.code = None
-    return code or None
 
 
 def thread_error() -> "tuple[int, int, str]":

@@ -215,20 +215,11 @@ class SendError(Error):
                  code: "int | ErrorCode | None" = None) -> None:
         super().__init__(message)
         self.reason = reason
-        if code is None:
-            code = _failed_send_code()
         self.code: "int | ErrorCode | None" = None if code is None else _code(code)
 
     def __reduce__(self):
         return (type(self), (str(self.args[0]) if self.args else "", self.reason,
                              None if self.code is None else int(self.code)))
-
-
-def _failed_send_code() -> Optional[int]:
-    """The code of this thread's last refused send (see _lib.take_send_failure)."""
-    from . import _lib  # not at import time: _lib imports this module
-
-    return _lib.take_send_failure()
 
 
 class NotRunningError(Error):
