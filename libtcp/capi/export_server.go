@@ -567,7 +567,7 @@ func tcp_server_get_stats(s *C.tcp_server, out *C.tcp_server_stats, outSize C.si
 		refused_limit: C.ulonglong(st.RefusedLimit), handshake_failed: C.ulonglong(st.HandshakeFailed),
 		timed_out: C.ulonglong(st.TimedOut), closed_for_limits: C.ulonglong(st.ClosedForLimits),
 		accept_errors: C.ulonglong(st.AcceptErrors),
-		bytes_in: C.ulonglong(st.BytesIn), bytes_out: C.ulonglong(st.BytesOut),
+		bytes_in:      C.ulonglong(st.BytesIn), bytes_out: C.ulonglong(st.BytesOut),
 		msgs_in: C.ulonglong(st.MsgsIn), msgs_out: C.ulonglong(st.MsgsOut),
 		memory_used: C.ulonglong(st.MemoryUsed),
 	}
