@@ -2,8 +2,13 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -581,4 +586,451 @@ void raise_fd_limit(int n) {
   if (rl.rlim_cur >= (rlim_t)n) return;
   rl.rlim_cur = rl.rlim_max < (rlim_t)n ? rl.rlim_max : (rlim_t)n;
   setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/* ---- extended callbacks (issues 8, 9) -------------------------------------- */
+
+conn_ext *server_ext_find(server_ext *x, int id) {
+  int i;
+  for (i = 0; i < x->r->nconns; i++)
+    if (x->r->conns[i].id == id) return &x->conns[i];
+  return NULL;
+}
+
+/* Monitor held: note a conn_data other than the one stored for id. */
+static void ext_check_data(server_ext *x, int id, void *data, const char *what) {
+  conn_ext *e = server_ext_find(x, id);
+  void *want = e ? e->data : NULL;
+  if (data != want && x->data_mismatch++ == 0)
+    snprintf(x->data_mismatch_text, sizeof x->data_mismatch_text,
+             "%s of client %d got conn_data %p, want %p", what, id, data, want);
+}
+
+static void ext_on_established(void *ud, int id) {
+  server_ext *x = ud;
+  conn_ext *e;
+  void *tag = NULL;
+  srv_on_established(x->r, id);
+  monitor_lock(&x->r->m);
+  e = server_ext_find(x, id);
+  if (e && x->set_conn_data) tag = e;
+  monitor_unlock(&x->r->m);
+  if (tag) {
+    int rc = tcp_server_set_conn_data(x->r->s, id, tag);
+    monitor_lock(&x->r->m);
+    if (rc == 0)
+      e->data = tag;
+    else
+      SRV_VIOLATION(x->r, "set_conn_data(%d) in established returned %d", id, rc);
+    monitor_unlock(&x->r->m);
+  }
+}
+
+static void ext_on_message(void *ud, int id, void *data, const char *msg,
+                           size_t len, int flags) {
+  server_ext *x = ud;
+  conn_ext *e;
+  conn_log *c;
+  int pause = 0;
+  monitor_lock(&x->r->m);
+  ext_check_data(x, id, data, "message_ex");
+  e = server_ext_find(x, id);
+  c = server_rec_find(x->r, id);
+  if (e && (flags & TCP_MSG_PARTIAL)) e->partial++;
+  /* The recorder counts this message below: it is message n = count + 1. */
+  if (e && c && x->pause_at > 0 && (int)c->msgs.n + 1 == x->pause_at) pause = 1;
+  monitor_unlock(&x->r->m);
+  srv_on_message(x->r, id, msg, len);
+  if (pause) {
+    int rc = tcp_server_pause(x->r->s, id);
+    monitor_lock(&x->r->m);
+    if (rc == 0)
+      e->paused = 1;
+    else
+      SRV_VIOLATION(x->r, "pause(%d) from its message callback returned %d", id, rc);
+    monitor_broadcast(&x->r->m);
+    monitor_unlock(&x->r->m);
+  }
+}
+
+static void ext_on_closed(void *ud, int id, void *data, int reason) {
+  server_ext *x = ud;
+  conn_ext *e;
+  monitor_lock(&x->r->m);
+  ext_check_data(x, id, data, "closed_ex");
+  e = server_ext_find(x, id);
+  if (e) e->reason = reason;
+  if (reason >= 0 && reason < 16)
+    x->reasons[reason]++;
+  else
+    SRV_VIOLATION(x->r, "closed_ex of client %d with reason %d", id, reason);
+  monitor_unlock(&x->r->m);
+  srv_on_closed(x->r, id);
+}
+
+static void ext_on_ready(void *ud, int id, void *data) {
+  server_ext *x = ud;
+  conn_log *c;
+  monitor_lock(&x->r->m);
+  c = conn_enter(x->r, id, "ready");
+  ext_check_data(x, id, data, "ready");
+  if (c) server_ext_find(x, id)->ready++;
+  x->ready++;
+  monitor_broadcast(&x->r->m);
+  monitor_unlock(&x->r->m);
+}
+
+static int ext_on_accept(void *ud, const char *ip, int port, int local_port) {
+  server_ext *x = ud;
+  int verdict;
+  monitor_lock(&x->r->m);
+  if (pthread_equal(pthread_self(), x->r->owner)) x->accept_on_owner++;
+  if (x->r->stopped) SRV_VIOLATION(x->r, "accept callback after stop returned");
+  snprintf(x->accept_ip, sizeof x->accept_ip, "%s", ip ? ip : "(null)");
+  x->accept_port = port;
+  x->accept_local_port = local_port;
+  x->accepts++;
+  verdict = x->accept_verdict && !(x->refuse_port && port == x->refuse_port);
+  if (!verdict) x->accept_refused++;
+  monitor_broadcast(&x->r->m);
+  monitor_unlock(&x->r->m);
+  return verdict;
+}
+
+server_ext *server_ext_new(server_rec *r, int with_accept) {
+  server_ext *x = calloc(1, sizeof *x);
+  REQUIRE(x != NULL);
+  x->r = r;
+  x->accept_verdict = 1;
+  tcp_server_set_on_established(r->s, ext_on_established, x);
+  tcp_server_set_on_message_ex(r->s, ext_on_message, x);
+  tcp_server_set_on_closed_ex(r->s, ext_on_closed, x);
+  tcp_server_set_on_ready(r->s, ext_on_ready, x);
+  if (with_accept) tcp_server_set_on_accept(r->s, ext_on_accept, x);
+  return x;
+}
+
+void server_ext_free(server_ext *x) {
+  if (x->data_mismatch)
+    h_fail(__FILE__, __LINE__, "conn_data mismatches: %d (%s)", x->data_mismatch,
+           x->data_mismatch_text);
+  free(x);
+}
+
+static void cext_on_closed(void *ud, int reason) {
+  client_ext *x = ud;
+  monitor_lock(x->r->m);
+  x->reason = reason;
+  x->closed_ex++;
+  monitor_unlock(x->r->m);
+  cli_on_closed(x->r);
+}
+
+static void cext_on_ready(void *ud) {
+  client_ext *x = ud;
+  monitor_lock(x->r->m);
+  cli_enter(x->r, "ready");
+  x->ready++;
+  monitor_broadcast(x->r->m);
+  monitor_unlock(x->r->m);
+}
+
+static void cext_on_connect(void *ud, int attempt, int result) {
+  client_ext *x = ud;
+  monitor_lock(x->r->m);
+  if (x->connects < EXT_MAX_CONNECTS) {
+    x->connect_attempt[x->connects] = attempt;
+    x->connect_result[x->connects] = result;
+  }
+  x->connects++;
+  if (result == TCP_START_OK) {
+    x->reconnected++;
+    x->r->starts++; /* a new connection: closed must follow it once */
+  }
+  monitor_broadcast(x->r->m);
+  monitor_unlock(x->r->m);
+}
+
+client_ext *client_ext_new(client_rec *r) {
+  client_ext *x = calloc(1, sizeof *x);
+  REQUIRE(x != NULL);
+  x->r = r;
+  tcp_client_set_on_closed_ex(r->c, cext_on_closed, x);
+  tcp_client_set_on_ready(r->c, cext_on_ready, x);
+  tcp_client_set_on_connect(r->c, cext_on_connect, x);
+  return x;
+}
+
+void client_ext_free(client_ext *x) { free(x); }
+
+/* ---- log lines ---------------------------------------------------------------- */
+
+static int contains_nocase(const char *hay, const char *needle) {
+  size_t n = strlen(needle);
+  for (; *hay; hay++) {
+    size_t i = 0;
+    while (i < n && hay[i] &&
+           tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+      i++;
+    if (i == n) return 1;
+  }
+  return n == 0;
+}
+
+static void log_rec_line(void *ud, int level, const char *msg) {
+  log_rec *l = ud;
+  monitor_lock(&l->m);
+  l->lines++;
+  if (msg && contains_nocase(msg, l->want ? l->want : "")) {
+    l->matched++;
+    l->last_level = level;
+    snprintf(l->last, sizeof l->last, "%s", msg);
+  }
+  monitor_broadcast(&l->m);
+  monitor_unlock(&l->m);
+}
+
+void log_rec_install(log_rec *l, const char *want) {
+  memset(l, 0, sizeof *l);
+  monitor_init(&l->m);
+  l->want = want;
+  tcp_set_log(log_rec_line, l, TCP_LOG_DEBUG);
+}
+
+void log_rec_remove(log_rec *l) {
+  (void)l;
+  tcp_set_log(NULL, NULL, 0);
+}
+
+/* ---- raw sockets, more ------------------------------------------------------------ */
+
+int raw_connect_from(const char *src, int port) {
+  struct sockaddr_in a = loopback_addr(port), local = loopback_addr(0);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  REQUIRE(inet_pton(AF_INET, src, &local.sin_addr) == 1);
+  REQUIRE(bind(fd, (struct sockaddr *)&local, sizeof local) == 0);
+  REQUIRE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  return fd;
+}
+
+int raw_connect6(int port) {
+  struct sockaddr_in6 a;
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  memset(&a, 0, sizeof a);
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons((unsigned short)port);
+  a.sin6_addr = in6addr_loopback;
+  REQUIRE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  return fd;
+}
+
+int raw_connect_small_rcvbuf(int port) {
+  struct sockaddr_in a = loopback_addr(port);
+  int small = 4096, fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  REQUIRE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  return fd;
+}
+
+int raw_local_port(int fd) {
+  struct sockaddr_storage a;
+  socklen_t len = sizeof a;
+  if (getsockname(fd, (struct sockaddr *)&a, &len) != 0) return -1;
+  if (a.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&a)->sin_port);
+  return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+}
+
+int raw_send_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* Wait until fd is readable or the deadline (ms since now_ms()) passed. */
+static int readable_by(int fd, long long deadline) {
+  struct pollfd p;
+  long long left = deadline - now_ms();
+  int rc;
+  p.fd = fd;
+  p.events = POLLIN;
+  do {
+    rc = poll(&p, 1, left > 0 ? (int)left : 0);
+  } while (rc < 0 && errno == EINTR);
+  return rc > 0;
+}
+
+size_t raw_read(int fd, void *buf, size_t want, int timeout_ms, int *end) {
+  long long deadline = now_ms() + timeout_ms;
+  size_t got = 0;
+  *end = 0;
+  while (got < want && readable_by(fd, deadline)) {
+    ssize_t n = recv(fd, (char *)buf + got, want - got, 0);
+    if (n == 0) {
+      *end = 1;
+      break;
+    }
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      *end = -errno;
+      break;
+    }
+    got += (size_t)n;
+  }
+  return got;
+}
+
+int raw_wait_closed(int fd, int timeout_ms, size_t *got) {
+  long long deadline = now_ms() + timeout_ms;
+  char buf[65536];
+  if (got) *got = 0;
+  while (readable_by(fd, deadline)) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n == 0) return 1;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return -errno;
+    }
+    if (got) *got += (size_t)n;
+  }
+  return 0;
+}
+
+int raw_quiet_for(int fd, int ms) { return !readable_by(fd, now_ms() + ms); }
+
+int have_ipv6_loopback(void) {
+  struct sockaddr_in6 a;
+  int ok, fd = socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  memset(&a, 0, sizeof a);
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+static int sockaddr_port(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)a)->sin_port);
+  if (a->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+  return -1;
+}
+
+/* Walk this process's descriptors for a TCP socket with that local port
+ * and (peer_port > 0) that peer port, or (peer_port 0) listening. */
+static int find_socket(int local_port, int peer_port) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int found = -1;
+  if (!d) return -1;
+  while (found < 0 && (e = readdir(d)) != NULL) {
+    struct sockaddr_storage a;
+    socklen_t len = sizeof a;
+    int fd, listening = 0;
+    socklen_t optlen = sizeof listening;
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    fd = atoi(e->d_name);
+    if (fd == dirfd(d)) continue;
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0 ||
+        sockaddr_port(&a) != local_port)
+      continue;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0) continue;
+    if (peer_port == 0) {
+      if (listening) found = fd;
+      continue;
+    }
+    len = sizeof a;
+    if (!listening && getpeername(fd, (struct sockaddr *)&a, &len) == 0 &&
+        sockaddr_port(&a) == peer_port)
+      found = fd;
+  }
+  closedir(d);
+  return found;
+}
+
+int find_listener_fd(int port) { return find_socket(port, 0); }
+int find_conn_fd(int local_port, int peer_port) {
+  return find_socket(local_port, peer_port);
+}
+
+/* ---- the process ------------------------------------------------------------------- */
+
+int proc_threads(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  int n = -1;
+  if (!f) return -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "Threads: %d", &n) == 1) break;
+  fclose(f);
+  return n;
+}
+
+long long proc_cpu_ms(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return -1;
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int online_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+long long nofile_soft(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+  return rl.rlim_cur == RLIM_INFINITY ? LLONG_MAX : (long long)rl.rlim_cur;
+}
+
+int set_nofile_soft(long long n) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -errno;
+  rl.rlim_cur = (rlim_t)n;
+  return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? 0 : -errno;
+}
+
+void stderr_capture_begin(stderr_capture *c) {
+  char path[FX_PATH];
+  join(path, fx()->dir, "stderr-XXXXXX");
+  fflush(stderr);
+  c->file_fd = mkstemp(path);
+  REQUIRE(c->file_fd >= 0);
+  unlink(path);
+  c->saved_fd = dup(2);
+  REQUIRE(c->saved_fd >= 0);
+  REQUIRE(dup2(c->file_fd, 2) == 2);
+}
+
+long stderr_capture_end(stderr_capture *c, char *buf, size_t cap) {
+  off_t size;
+  ssize_t n = 0;
+  fflush(stderr);
+  dup2(c->saved_fd, 2);
+  close(c->saved_fd);
+  size = lseek(c->file_fd, 0, SEEK_END);
+  if (cap > 0) {
+    lseek(c->file_fd, 0, SEEK_SET);
+    n = read(c->file_fd, buf, cap - 1);
+    buf[n > 0 ? n : 0] = '\0';
+  }
+  close(c->file_fd);
+  return (long)size;
+}
+
+const char *errmsg_text(void) {
+  static __thread char buf[512];
+  buf[0] = '\0';
+  tcp_errmsg(buf, sizeof buf);
+  return buf;
 }

@@ -194,4 +194,138 @@ int closed_port(int *fd);
 /* Raise RLIMIT_NOFILE's soft limit to at least n (or the hard limit). */
 void raise_fd_limit(int n);
 
+/* ---- extended callbacks (issues 8, 9) -------------------------------------- */
+
+/* What the extended callbacks reported for one connection of a server_rec
+ * (same index as server_rec.conns). */
+typedef struct conn_ext {
+  int reason;       /* closed_ex reason; 0 while open */
+  void *data;       /* conn_data stored in established (set_conn_data) */
+  int ready;        /* ready callbacks */
+  int partial;      /* messages flagged TCP_MSG_PARTIAL */
+  int paused;       /* paused from its message callback (pause_at) */
+} conn_ext;
+
+/* Installs the extended callbacks (message_ex, closed_ex, ready, and on
+ * request accept) on top of a server_rec, which keeps checking the event
+ * contract; everything here is guarded by r->m. Since only the extended
+ * callback of an event runs when both are set, the recorder's plain
+ * message/closed callbacks then run through these. */
+typedef struct server_ext {
+  server_rec *r;
+  /* behaviour, set by the test before events arrive */
+  int set_conn_data;   /* established stores &conns[i] as the conn_data */
+  int pause_at;        /* message callback n (1-based) pauses its connection */
+  int accept_verdict;  /* what the accept callback returns (default 1) */
+  int refuse_port;     /* ... but 0 for a peer with this port */
+  /* counters */
+  int data_mismatch;   /* a callback got another conn_data than was set */
+  char data_mismatch_text[128];
+  int ready;
+  int accepts, accept_refused, accept_on_owner;
+  char accept_ip[64];  /* of the last accept callback */
+  int accept_port, accept_local_port;
+  int reasons[16];     /* closed_ex calls per reason (index = reason) */
+  conn_ext conns[REC_MAX_CONNS];
+} server_ext;
+
+/* with_accept: also install the accept callback. */
+server_ext *server_ext_new(server_rec *r, int with_accept);
+/* With r->m held: the extension of client id, or NULL. */
+conn_ext *server_ext_find(server_ext *x, int id);
+/* Call after server_rec_free (the server is gone, no callback runs). */
+void server_ext_free(server_ext *x);
+
+#define EXT_MAX_CONNECTS 256
+
+/* The same for a client_rec: closed_ex, ready, connect. A successful
+ * reconnection counts as a start of the client_rec (closed must follow it
+ * once). Guarded by *r->m. */
+typedef struct client_ext {
+  client_rec *r;
+  int reason;          /* of the last closed_ex */
+  int closed_ex;
+  int ready;
+  int connects;        /* connect callbacks */
+  int connect_attempt[EXT_MAX_CONNECTS], connect_result[EXT_MAX_CONNECTS];
+  int reconnected;     /* connect callbacks with TCP_START_OK */
+} client_ext;
+
+client_ext *client_ext_new(client_rec *r);
+void client_ext_free(client_ext *x);
+
+/* ---- log lines (tcp_set_log) ------------------------------------------------ */
+
+typedef struct log_rec {
+  monitor m;
+  int lines;
+  int matched;          /* lines containing `want` (case-insensitive) */
+  const char *want;
+  int last_level;
+  char last[512];       /* the last matching line */
+} log_rec;
+
+/* Install a recorder as the library's log function (max_level DEBUG). */
+void log_rec_install(log_rec *l, const char *want);
+/* tcp_set_log(NULL): stop logging; l may then be destroyed. */
+void log_rec_remove(log_rec *l);
+
+/* ---- raw sockets, more ----------------------------------------------------- */
+
+/* A connection to 127.0.0.1:port from the local address src (e.g.
+ * "127.0.0.2"); REQUIREs success. */
+int raw_connect_from(const char *src, int port);
+/* A connection to [::1]:port; REQUIREs success. */
+int raw_connect6(int port);
+/* A connection whose receive buffer is tiny (set before connect), for a
+ * peer that does not read: kernel buffers then take little. */
+int raw_connect_small_rcvbuf(int port);
+/* The local port of a socket. */
+int raw_local_port(int fd);
+/* Write everything (MSG_NOSIGNAL: a reset peer does not raise SIGPIPE);
+ * 0, or -errno. */
+int raw_send_all(int fd, const void *data, size_t len);
+/* Read into buf until want bytes arrived, the peer closed, or timeout_ms
+ * passed. Returns the bytes read; *end is 1 after EOF, -errno after an
+ * error (reset), 0 otherwise. */
+size_t raw_read(int fd, void *buf, size_t want, int timeout_ms, int *end);
+/* Discard what arrives until the peer closes: 1 on EOF, -errno on a reset,
+ * 0 when timeout_ms passed first; *got (may be NULL) = bytes discarded. */
+int raw_wait_closed(int fd, int timeout_ms, size_t *got);
+/* 1 when nothing is readable within ms and the peer has not closed. */
+int raw_quiet_for(int fd, int ms);
+/* 1 when ::1 can be bound here. */
+int have_ipv6_loopback(void);
+
+/* This process's descriptor of a listening socket on port / of the
+ * connection local_port <-> peer_port (as the library holds it), or -1. */
+int find_listener_fd(int port);
+int find_conn_fd(int local_port, int peer_port);
+
+/* ---- the process --------------------------------------------------------- */
+
+/* Threads of this process (/proc/self/status). */
+int proc_threads(void);
+/* CPU time (user + system) this process used, in ms. */
+long long proc_cpu_ms(void);
+/* Online CPUs (what GOMAXPROCS defaults to). */
+int online_cpus(void);
+/* RLIMIT_NOFILE's soft limit, or -1. */
+long long nofile_soft(void);
+/* Set the soft limit; 0 or -errno. */
+int set_nofile_soft(long long n);
+
+/* Redirect fd 2 into a temporary file until stderr_capture_end, which puts
+ * stderr back, copies up to cap-1 bytes of what was written (NUL-ended) and
+ * returns how many bytes were written in all. */
+typedef struct stderr_capture {
+  int saved_fd;
+  int file_fd;
+} stderr_capture;
+void stderr_capture_begin(stderr_capture *c);
+long stderr_capture_end(stderr_capture *c, char *buf, size_t cap);
+
+/* The text of this thread's tcp_errmsg (static buffer per thread). */
+const char *errmsg_text(void);
+
 #endif /* TCPGO_TEST_UTIL_H */
