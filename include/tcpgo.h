@@ -386,11 +386,17 @@ enum tcp_option {
   /* Server: PROXY protocol (HAProxy's, v1 and v2) from the addresses of
    * TCP_OPT_PROXY_TRUSTED. 0 (default) = off; 1 = a connection from a
    * trusted address must start with a PROXY header, a connection from any
-   * other address must not (it is served directly); 2 = every connection
-   * must come from a trusted address with a header. A violation closes the
-   * connection before any callback, reported to the error callback with
-   * client_id 0 and TCP_ERR_PROXY. The header counts against the
-   * handshake timeout (TCP_OPT_CONNECT_TIMEOUT_MS). */
+   * other address is served directly (and refused if a PROXY header from
+   * it has already arrived when it is accepted -- use 2 where only proxies
+   * may connect); 2 = every connection must come from a trusted address
+   * with a header. A violation (untrusted source, malformed, truncated or
+   * missing header) closes the connection before any callback, counted in
+   * tcp_server_stats.handshake_failed and reported to the error callback
+   * with client_id 0 and TCP_ERR_PROXY. The header counts against the
+   * handshake timeout (TCP_OPT_CONNECT_TIMEOUT_MS). The address the header
+   * carries is the client's address everywhere: the lists, the accept
+   * callback, tcp_server_client_ip/port. A LOCAL header (a proxy's health
+   * check) keeps the connection's own address. */
   TCP_OPT_PROXY_PROTOCOL = 28,
 
   /* String options (tcp_*_set_option_str). */
@@ -774,6 +780,19 @@ int tcp_server_stop_listening(tcp_server *s);
  * threading rules as tcp_server_stop. */
 int tcp_server_shutdown(tcp_server *s, int timeout_ms);
 
+/* The value of a TLV of client_id's PROXY protocol v2 header (type as in
+ * the specification: 0x01 ALPN, 0x02 AUTHORITY, 0x20 SSL, 0x30 NETNS...),
+ * copied into buf as raw bytes (not NUL-terminated; the return value is
+ * the full length, as CONVENTIONS says for strings). Returns
+ * TCP_ERR_NO_FIELD when the header had no such TLV (or there was no
+ * header), TCP_ERR_NO_CLIENT for an unknown id. When the proxy terminated
+ * TLS and verified the client's certificate (PP2_TYPE_SSL with
+ * PP2_CLIENT_CERT_CONN and verify = 0), get_subj_part(..., 
+ * TCP_NID_COMMON_NAME, ...) answers with the CN it sent (PP2_SUBTYPE_SSL_CN):
+ * authorisation by CN keeps working behind the proxy. */
+int tcp_server_proxy_tlv(const tcp_server *s, int client_id, int type,
+                         void *buf, size_t buflen);
+
 /* Counters of a server since it was created (across restarts), cheap
  * enough to leave on. Future versions append fields: pass sizeof. */
 typedef struct tcp_server_stats {
@@ -911,6 +930,14 @@ long long tcp_client_queued(const tcp_client *c);
  * 0 or TCP_ERR_NOT_RUNNING. */
 int tcp_client_pause(tcp_client *c);
 int tcp_client_resume(tcp_client *c);
+
+/* Send a PROXY protocol header first on every connection of this client
+ * (before TLS), for chains that expect one: version 1 (text) or 2
+ * (binary), src and dst the addresses to announce as "ip:port" ("[ipv6]:port"
+ * for IPv6). version 0 sends none (the default). Returns 0 or
+ * TCP_ERR_INVALID_ARG; TCP_ERR_ALREADY_RUNNING while running. */
+int tcp_client_set_proxy_header(tcp_client *c, int version, const char *src,
+                                const char *dst);
 
 /* Counters of the current (or last) connection. 0 or TCP_ERR_NOT_RUNNING
  * before the first connection. */

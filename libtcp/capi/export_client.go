@@ -6,6 +6,7 @@ package main
 import "C"
 
 import (
+	"net/netip"
 	"unsafe"
 
 	"github.com/tcpgo/tcpgo/libtcp/engine"
@@ -298,4 +299,28 @@ func tcp_client_poll(c *C.tcp_client, buf unsafe.Pointer, buflen C.size_t, used 
 	}
 	defer catch(&rc, &o.errs, internal)
 	return o.poll(buf, buflen, used, timeoutMS)
+}
+
+//export tcp_client_set_proxy_header
+func tcp_client_set_proxy_header(c *C.tcp_client, version C.int, src, dst *C.char) (rc C.int) {
+	o := lookupClient(c)
+	if o == nil {
+		return badHandle("client")
+	}
+	defer catch(&rc, &o.errs, internal)
+	opts := o.cl.Options()
+	switch {
+	case version == 0:
+		opts.ProxyHeader = nil
+	case version != 1 && version != 2:
+		return o.errs.result(invalidArg("PROXY protocol version %d (want 0, 1 or 2)", int(version)))
+	default:
+		s, err1 := netip.ParseAddrPort(optString(src))
+		d, err2 := netip.ParseAddrPort(optString(dst))
+		if err1 != nil || err2 != nil {
+			return o.errs.result(invalidArg("PROXY header addresses %q, %q: want ip:port", optString(src), optString(dst)))
+		}
+		opts.ProxyHeader = &engine.ProxyHeader{Version: byte(version), Src: s, Dst: d}
+	}
+	return o.errs.result(o.cl.SetOptions(opts))
 }

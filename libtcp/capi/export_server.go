@@ -597,3 +597,21 @@ func tcp_server_conn_stats(s *C.tcp_server, id C.int, out *C.tcp_conn_stats, out
 	v := connStatsC(st)
 	return fillStats(unsafe.Pointer(out), outSize, unsafe.Pointer(&v), unsafe.Sizeof(v))
 }
+
+//export tcp_server_proxy_tlv
+func tcp_server_proxy_tlv(s *C.tcp_server, id C.int, typ C.int, buf unsafe.Pointer, buflen C.size_t) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	v, err := o.srv.ProxyTLV(int(id), int(typ))
+	if err != nil {
+		return noClient(o, err)
+	}
+	if dst, err := goBytes(buf, buflen); err == nil {
+		copy(dst, v)
+	}
+	succeeded()
+	return C.int(len(v))
+}

@@ -169,6 +169,12 @@ func dialConn(ctx context.Context, host string, port int, cfg *tls.Config, o *Op
 		return nil, newError(StartConnect, err, "connect to %s", addr)
 	}
 	applySocketOptions(nc, o)
+	if ph := o.ProxyHeader; ph != nil {
+		if err := WriteProxyHeader(nc, ph.Version, net.TCPAddrFromAddrPort(ph.Src), net.TCPAddrFromAddrPort(ph.Dst)); err != nil {
+			nc.Close()
+			return nil, newError(StartConnect, err, "PROXY header to %s", addr)
+		}
+	}
 	c := newConn(0, nc, o, nil, nil)
 	if cfg != nil {
 		tc := tls.Client(nc, cfg)

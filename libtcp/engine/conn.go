@@ -37,6 +37,7 @@ type conn struct {
 	remotePort  int
 	localPort   int
 	peerSubject *pkix.Name // verified peer certificate's subject; nil if none
+	proxy       *ProxyInfo // the PROXY header's content; nil without one
 	established atomic.Bool
 	closing     atomic.Bool  // set by close: no Message call after it
 	goid        atomic.Int64 // goroutine that delivers this connection's events

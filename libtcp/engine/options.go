@@ -57,6 +57,14 @@ type Options struct {
 	ReconnectMax      time.Duration
 	ProxyMode         ProxyMode
 	ProxyTrusted      []netip.Prefix
+	ProxyHeader       *ProxyHeader // client: a PROXY header to send first
+}
+
+// ProxyHeader is what a client sends first when its chain expects a PROXY
+// header: Version 1 or 2, the addresses to announce.
+type ProxyHeader struct {
+	Version  byte
+	Src, Dst netip.AddrPort
 }
 
 // Defaults of the options, documented in include/tcpgo.h.

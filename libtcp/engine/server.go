@@ -646,5 +646,20 @@ func (s *Server) SubjectPart(id, nid int) (string, error) {
 	c.mu.Lock()
 	subj := c.peerSubject
 	c.mu.Unlock()
+	if subj == nil && c.proxy != nil && c.proxy.Verified && c.proxy.CN != "" && nid == NIDCommonName {
+		return c.proxy.CN, nil // TLS was terminated by the proxy, which verified the client
+	}
 	return subjectPart(subj, nid)
+}
+
+// ProxyTLV returns the value of a PROXY v2 TLV of client id's header.
+func (s *Server) ProxyTLV(id, typ int) ([]byte, error) {
+	c, err := s.client(id)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := c.proxy.TLV(typ); ok {
+		return v, nil
+	}
+	return nil, newError(ErrNoField, nil, "client %d: no PROXY TLV of type 0x%02x", id, typ)
 }
