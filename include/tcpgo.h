@@ -644,7 +644,9 @@ void tcp_server_stop(tcp_server *s);
  * connection that breaks (reset, timeout, stop after the linger) loses
  * what was queued (its closed callback runs). Never blocks on the network:
  * with nothing queued the bytes the kernel takes are written at once on
- * the calling thread, the rest by a library thread. */
+ * the calling thread, the rest by a library thread -- except while a
+ * message callback of that client runs: what is sent to it meanwhile (the
+ * replies to one read) goes out in one write when the callback returns. */
 int tcp_send_msg(tcp_server *s, int client_id, const void *data, size_t len);
 
 /* Wait up to timeout_ms until everything queued for client_id (0: for

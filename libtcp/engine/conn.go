@@ -63,6 +63,7 @@ type conn struct {
 	inflight  int    // bytes a writer took and has not finished writing
 	held      int64  // bytes of out+inflight charged to the budget
 	writer    bool   // a writer goroutine runs
+	corked    bool   // the reader is delivering one read's messages: write after
 	wantReady bool   // a send was refused: Ready when the queue drains
 	progress  uint64 // bumped after every chunk written
 	dead      bool   // closed: sends refused
@@ -150,7 +151,7 @@ func (c *conn) send(f Framing, msg []byte) error {
 	if c.srvStats != nil {
 		c.srvStats.msgsOut.Add(1)
 	}
-	if queued == 0 && !c.writer && c.rc != nil {
+	if queued == 0 && !c.writer && !c.corked && c.rc != nil {
 		c.writeNowLocked()
 		if len(c.out) == 0 {
 			c.mu.Unlock()
@@ -179,13 +180,47 @@ func (c *conn) send(f Framing, msg []byte) error {
 		}
 		c.held += delta
 	}
-	if !c.writer {
-		c.writer = true
-		c.helpers.Add(1)
-		go c.writeLoop()
+	if !c.writer && !c.corked {
+		c.startWriterLocked()
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+func (c *conn) startWriterLocked() {
+	c.writer = true
+	c.helpers.Add(1)
+	go c.writeLoop()
+}
+
+// cork holds writes back while the reader delivers the messages of one
+// read: the replies they trigger go out in one write (one syscall, one TLS
+// record) at uncork, instead of one each.
+func (c *conn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *conn) uncork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if c.dead || c.writer || len(c.out) == 0 {
+		return
+	}
+	if c.rc != nil && c.inflight == 0 {
+		before := len(c.out)
+		c.writeNowLocked()
+		written := int64(before - len(c.out))
+		c.held -= written
+		c.budget.release(written)
+		if len(c.out) == 0 {
+			c.signalDrainedLocked()
+			return
+		}
+	}
+	c.startWriterLocked()
 }
 
 // writeNowLocked writes as much of c.out as the socket takes without
@@ -467,6 +502,12 @@ func (c *conn) resumeReading() {
 	c.pauseMu.Unlock()
 }
 
+func (c *conn) isPaused() bool {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	return c.paused
+}
+
 // waitResumed blocks while the connection is paused; false when it closed.
 func (c *conn) waitResumed() bool {
 	c.pauseMu.Lock()
@@ -549,8 +590,13 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 	defer c.dropBuffer(&r)
 	var msgStart time.Time // first byte of a partial message
 	emit := func(m []byte, partial bool) {
-		if !c.waitResumed() {
-			return
+		if c.isPaused() {
+			c.uncork() // what was sent so far must not wait for the resume
+			ok := c.waitResumed()
+			c.cork()
+			if !ok {
+				return
+			}
 		}
 		c.stats.bytesIn.Add(uint64(len(m)))
 		if !partial {
@@ -589,7 +635,9 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 		n, err := c.read(&r)
 		if n > 0 {
 			r.end += n
+			c.cork()
 			used, ferr := dec.Decode(r.b[r.start:r.end], emit)
+			c.uncork()
 			r.start += used
 			switch {
 			case r.start == r.end:
