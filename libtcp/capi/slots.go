@@ -39,15 +39,13 @@ func (s *slots) resize(n int) { s.own.Store(newSem(n)) }
 func (s *slots) enter() {
 	s.own.Load().acquire()
 	processSlots.acquire()
-	inCallbacks.Add(1)
 }
 
 func (s *slots) leave() {
-	processSlots.release()
-	s.own.Load().release()
-	if inCallbacks.Add(-1) == 0 {
+	if processSlots.release() == 0 {
 		trimmer.poke()
 	}
+	s.own.Load().release()
 }
 
 // sem is a counting semaphore whose uncontended path is one atomic add.
@@ -86,51 +84,47 @@ func (s *sem) acquire() {
 	s.mu.Unlock()
 }
 
-func (s *sem) release() {
-	s.n.Add(-1)
+// release returns the number of slots still taken.
+func (s *sem) release() int64 {
+	n := s.n.Add(-1)
 	if s.waiters.Load() > 0 {
 		s.mu.Lock()
 		s.cond.Signal()
 		s.mu.Unlock()
 	}
+	return n
 }
 
 // The Go runtime never ends an idle thread. After a burst of slow
 // callbacks, the trimmer ends the surplus: a goroutine that locks its thread
 // and exits takes the thread with it.
-var (
-	inCallbacks atomic.Int64
-	trimmer     = &threadTrimmer{baseline: threadCount()}
-)
+var trimmer = &threadTrimmer{baseline: threadCount()}
+
+func inCallbacks() int64 { return processSlots.n.Load() }
 
 const trimDelay = time.Second
 
 type threadTrimmer struct {
 	baseline  int
-	mu        sync.Mutex
-	scheduled bool
+	scheduled atomic.Bool
 }
 
-// poke schedules a trim once callbacks have been idle for trimDelay.
+// poke schedules a trim once callbacks have been idle for trimDelay. It
+// runs whenever the last running callback returns: one atomic load when a
+// trim is already scheduled.
 func (t *threadTrimmer) poke() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.scheduled {
-		return
+	if !t.scheduled.Load() && t.scheduled.CompareAndSwap(false, true) {
+		time.AfterFunc(trimDelay, t.trim)
 	}
-	t.scheduled = true
-	time.AfterFunc(trimDelay, t.trim)
 }
 
 func (t *threadTrimmer) trim() {
-	t.mu.Lock()
-	t.scheduled = false
-	t.mu.Unlock()
-	if inCallbacks.Load() > 0 {
+	t.scheduled.Store(false)
+	if inCallbacks() > 0 {
 		return // a later leave() pokes again
 	}
 	keep := t.baseline + runtime.GOMAXPROCS(0) + 4
-	for excess := threadCount() - keep; excess > 0 && inCallbacks.Load() == 0; excess-- {
+	for excess := threadCount() - keep; excess > 0 && inCallbacks() == 0; excess-- {
 		done := make(chan struct{})
 		go func() {
 			runtime.LockOSThread()

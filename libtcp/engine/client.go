@@ -222,6 +222,8 @@ func (cl *Client) serve(ss *clientSession, c *conn, o *Options) {
 		defer func() {
 			if r := recover(); r != nil {
 				res = readResult{reason: CloseInternal, err: newError(ErrInternal, nil, "panic in handler: %v", r)}
+				c.evMu.TryLock() // the panic may have left it locked
+				c.evMu.Unlock()
 			}
 		}()
 		res = c.readLoop(cl.framing.NewDecoder(), cl.framing.MaxMessage())

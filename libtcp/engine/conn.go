@@ -55,6 +55,7 @@ type conn struct {
 
 	pauseMu  sync.Mutex
 	paused   bool
+	pausedA  atomic.Bool // paused, for the per-message check without the lock
 	resumeCh chan struct{}
 
 	mu        sync.Mutex
@@ -148,9 +149,6 @@ func (c *conn) send(f Framing, msg []byte) error {
 	}
 	c.out = out
 	c.stats.msgsOut.Add(1)
-	if c.srvStats != nil {
-		c.srvStats.msgsOut.Add(1)
-	}
 	if queued == 0 && !c.writer && !c.corked && c.rc != nil {
 		c.writeNowLocked()
 		if len(c.out) == 0 {
@@ -166,9 +164,6 @@ func (c *conn) send(f Framing, msg []byte) error {
 			c.out = c.out[:before]
 			c.wantReady = true
 			c.stats.msgsOut.Add(^uint64(0))
-			if c.srvStats != nil {
-				c.srvStats.msgsOut.Add(^uint64(0))
-			}
 			if !c.writer && len(c.out) == 0 {
 				// No writer of ours will drain anything: other connections
 				// free the budget, so offer a retry a little later.
@@ -252,9 +247,6 @@ func (c *conn) writeNowLocked() {
 
 func (c *conn) countOut(n int) {
 	c.stats.bytesOut.Add(uint64(n))
-	if c.srvStats != nil {
-		c.srvStats.bytesOut.Add(uint64(n))
-	}
 }
 
 // writeLoop writes whatever is queued, many messages per write call (and per
@@ -486,6 +478,7 @@ func (c *conn) pause() {
 	c.pauseMu.Lock()
 	if !c.paused {
 		c.paused = true
+		c.pausedA.Store(true)
 		c.resumeCh = make(chan struct{})
 	}
 	c.pauseMu.Unlock()
@@ -497,19 +490,19 @@ func (c *conn) resumeReading() {
 	c.pauseMu.Lock()
 	if c.paused {
 		c.paused = false
+		c.pausedA.Store(false)
 		close(c.resumeCh)
 	}
 	c.pauseMu.Unlock()
 }
 
-func (c *conn) isPaused() bool {
-	c.pauseMu.Lock()
-	defer c.pauseMu.Unlock()
-	return c.paused
-}
+func (c *conn) isPaused() bool { return c.pausedA.Load() }
 
 // waitResumed blocks while the connection is paused; false when it closed.
 func (c *conn) waitResumed() bool {
+	if !c.pausedA.Load() {
+		return !c.closing.Load()
+	}
 	c.pauseMu.Lock()
 	paused, ch := c.paused, c.resumeCh
 	c.pauseMu.Unlock()
@@ -601,18 +594,12 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 		c.stats.bytesIn.Add(uint64(len(m)))
 		if !partial {
 			c.stats.msgsIn.Add(1)
-			if c.srvStats != nil {
-				c.srvStats.msgsIn.Add(1)
-			}
 		}
-		if c.srvStats != nil {
-			c.srvStats.bytesIn.Add(uint64(len(m)))
-		}
-		c.evMu.Lock()
-		defer c.evMu.Unlock()
+		c.evMu.Lock() // (no defer: a panic is recovered where evMu is reset)
 		if !c.closing.Load() {
 			c.events.message(c, m, partial)
 		}
+		c.evMu.Unlock()
 	}
 	needer, _ := dec.(sizeHinter)
 	armed := false

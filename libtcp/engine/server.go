@@ -24,6 +24,8 @@ type Server struct {
 	running   bool
 	ln        net.Listener
 	conns     map[int]*conn // accepted, established or still in handshake
+	byID      sync.Map      // the same, for look-ups without s.mu (per send)
+	live      atomic.Bool   // running, for the same look-ups
 	nextID    atomic.Int64
 	budget    *budget
 	lists     addrLists
@@ -123,6 +125,7 @@ func (s *Server) start(port int, files *TLSFiles) error {
 	}
 	s.ln = ln
 	s.running = true
+	s.live.Store(true)
 	s.listening.Store(true)
 	s.budget = newBudget(s.opts.MemoryBudget)
 	if lc, ok := s.handler.(lifecycle); ok {
@@ -210,6 +213,7 @@ func (s *Server) stop(linger time.Duration) {
 	s.mu.Lock()
 	wasRunning := s.running
 	s.running = false
+	s.live.Store(false)
 	ln := s.ln
 	s.ln = nil
 	snapshot := s.snapshotLocked()
@@ -299,6 +303,7 @@ func (s *Server) acceptLoop(ln net.Listener, cfg *tls.Config, ev events, o *Opti
 		over := o.MaxConnections > 0 && len(s.conns) >= o.MaxConnections
 		if !over {
 			s.conns[c.id] = c
+			s.byID.Store(c.id, c)
 			s.stats.active.Add(1)
 			s.budget.conns.Add(1)
 		}
@@ -444,19 +449,19 @@ func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
+		s.byID.Delete(c.id)
 		s.stats.active.Add(-1)
 		s.budget.conns.Add(-1)
+		s.stats.retire(c)
 	}
 	s.mu.Unlock()
 }
 
 // conn returns an established connection.
 func (s *Server) client(id int) (*conn, error) {
-	s.mu.RLock()
-	c := s.conns[id]
-	running := s.running
-	s.mu.RUnlock()
-	if !running {
+	v, _ := s.byID.Load(id)
+	c, _ := v.(*conn)
+	if !s.live.Load() {
 		return nil, newError(ErrNotRunning, nil, "server not running")
 	}
 	if c == nil || !c.established.Load() {
@@ -585,6 +590,13 @@ func (s *Server) Stats() ServerStats {
 	st := &s.stats
 	s.mu.RLock()
 	b := s.budget
+	var in, out, msgsIn, msgsOut uint64
+	for _, c := range s.conns {
+		in += c.stats.bytesIn.Load()
+		out += c.stats.bytesOut.Load()
+		msgsIn += c.stats.msgsIn.Load()
+		msgsOut += c.stats.msgsOut.Load()
+	}
 	s.mu.RUnlock()
 	return ServerStats{
 		Active:          uint64(st.active.Load()),
@@ -596,10 +608,10 @@ func (s *Server) Stats() ServerStats {
 		TimedOut:        st.timedOut.Load(),
 		ClosedForLimits: st.closedForLimits.Load(),
 		AcceptErrors:    st.acceptErrors.Load(),
-		BytesIn:         st.bytesIn.Load(),
-		BytesOut:        st.bytesOut.Load(),
-		MsgsIn:          st.msgsIn.Load(),
-		MsgsOut:         st.msgsOut.Load(),
+		BytesIn:         st.bytesIn.Load() + in,
+		BytesOut:        st.bytesOut.Load() + out,
+		MsgsIn:          st.msgsIn.Load() + msgsIn,
+		MsgsOut:         st.msgsOut.Load() + msgsOut,
 		MemoryUsed:      uint64(max(0, b.inUse())),
 	}
 }

@@ -6,7 +6,10 @@ import (
 )
 
 // serverCounters are a server's counters since it was created; atomics,
-// cheap enough to leave on.
+// cheap enough to leave on. Byte and message totals are not counted per
+// message here (one shared cache line for every core); they are the
+// connections' own counters, added in when a connection ends (retire) and
+// summed over the live ones when asked.
 type serverCounters struct {
 	active, established, accepted, refused, refusedLimit atomic.Int64
 	handshakeFailed, timedOut, closedForLimits           atomic.Uint64
@@ -28,6 +31,14 @@ type ConnStats struct {
 	BytesIn, BytesOut, MsgsIn, MsgsOut uint64
 	Connected                          time.Time
 	Queued                             uint64
+}
+
+// retire adds an ended connection's totals.
+func (s *serverCounters) retire(c *conn) {
+	s.bytesIn.Add(c.stats.bytesIn.Load())
+	s.bytesOut.Add(c.stats.bytesOut.Load())
+	s.msgsIn.Add(c.stats.msgsIn.Load())
+	s.msgsOut.Add(c.stats.msgsOut.Load())
 }
 
 func (c *conn) snapshot() ConnStats {
