@@ -616,6 +616,9 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 				return c.budgetExceeded()
 			}
 			if r.end == len(r.b) { // the framing let a message pass its limit
+				if c.srvStats != nil {
+					c.srvStats.closedForLimits.Add(1)
+				}
 				return readResult{reason: CloseMessageTooLong, err: newError(ErrMessageTooLong, nil, "received message over %d bytes", maxMsg), drain: true}
 			}
 		}
@@ -648,6 +651,8 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 				reason := CloseMessageTooLong
 				if e.Code != ErrMessageTooLong {
 					reason = CloseReset
+				} else if c.srvStats != nil {
+					c.srvStats.closedForLimits.Add(1)
 				}
 				return readResult{reason: reason, err: e, drain: true}
 			}
