@@ -561,6 +561,63 @@ tcp_server *tcp_server_new(void);
  * max_len, and all connections together by TCP_OPT_MEMORY_BUDGET. */
 tcp_server *tcp_server_new_fragmented(char delimiter, size_t max_len);
 
+/* More framings. Each constructor below returns a new, stopped server (or,
+ * with tcp_client_, client) whose messages are framed that way in both
+ * directions, or NULL when an argument is bad (tcp_errcode() then returns
+ * TCP_ERR_INVALID_ARG and tcp_errmsg() says which). max_len is the
+ * maximum message length without framing, 0 = TCP_DEFAULT_MAX_MESSAGE. */
+
+/* Byte order of a length prefix. */
+enum tcp_byte_order { TCP_BIG_ENDIAN = 0, TCP_LITTLE_ENDIAN = 1 };
+
+/* The length prefix of the TLS tutorials tcpgo was specified from: 4 bytes,
+ * little-endian (x86 DWORD), counting the message only. */
+#define TCP_TUTORIAL_PREFIX_BYTES 4
+#define TCP_TUTORIAL_BYTE_ORDER TCP_LITTLE_ENDIAN
+
+/* Length-prefixed messages: each message is preceded by its length (the
+ * message only, not the prefix) as an unsigned integer of prefix_bytes (1,
+ * 2, 4 or 8) bytes in byte_order. A received prefix over max_len closes
+ * the connection as soon as the prefix is read, before any of the message
+ * is buffered (TCP_ERR_MESSAGE_TOO_LONG); the receive buffer grows once, to
+ * the announced length. max_len may not exceed what the prefix can count. */
+tcp_server *tcp_server_new_length_prefixed(int prefix_bytes, int byte_order,
+                                           size_t max_len);
+
+/* What a line framing does with a received line longer than max_len. */
+enum tcp_overlong {
+  TCP_OVERLONG_CLOSE = 0, /* close with TCP_ERR_MESSAGE_TOO_LONG */
+  TCP_OVERLONG_PARTS = 1  /* deliver it in parts of max_len bytes flagged
+                             TCP_MSG_PARTIAL (tcp_message_ex_fn), the last
+                             part without the flag */
+};
+
+/* Messages ended by an end-of-line sequence of eol_len (1..256) bytes of
+ * any value, NUL included (e.g. "\r\n", or "\0\0"). Sending appends it
+ * and refuses a message containing it (TCP_ERR_CONTAINS_DELIMITER). */
+tcp_server *tcp_server_new_eol(const void *eol, size_t eol_len,
+                               size_t max_len, int overlong);
+
+/* Text lines: a received line ends at CR, LF or CRLF (a CRLF split
+ * between two reads is still one end); sending appends send_eol (NULL =
+ * "\r\n") and refuses a line holding CR or LF. */
+tcp_server *tcp_server_new_lines(const char *send_eol, size_t max_len,
+                                 int overlong);
+
+/* Fixed-length records of record_len bytes (0 = bytes as they arrive),
+ * changeable per connection while it runs (tcp_server_set_record_length).
+ * Sending is not framed: what you send is sent as given (as the
+ * reference TCPServer component does). record_len may not exceed max_len. */
+tcp_server *tcp_server_new_records(size_t record_len, size_t max_len);
+
+/* Change the record length of one connection of a records server, from
+ * any thread; from that connection's message callback it applies to the
+ * very next record. Bytes already received are cut with the new length
+ * from the next record boundary. Returns 0, TCP_ERR_NO_CLIENT, or
+ * TCP_ERR_INVALID_ARG (not a records framing, or over max_len). */
+int tcp_server_set_record_length(tcp_server *s, int client_id,
+                                 size_t record_len);
+
 /* Stops the server if it is running (see tcp_server_stop) and releases
  * the handle. NULL is ignored. Must not be called from a callback of this
  * server. The handle must not be used afterwards. */
@@ -843,6 +900,16 @@ tcp_client *tcp_client_new(void);
  * A server that sends a message longer than max_len is disconnected with
  * TCP_ERR_MESSAGE_TOO_LONG. */
 tcp_client *tcp_client_new_fragmented(char delimiter, size_t max_len);
+
+/* Clients with the framings of the servers above (same arguments). */
+tcp_client *tcp_client_new_length_prefixed(int prefix_bytes, int byte_order,
+                                           size_t max_len);
+tcp_client *tcp_client_new_eol(const void *eol, size_t eol_len,
+                               size_t max_len, int overlong);
+tcp_client *tcp_client_new_lines(const char *send_eol, size_t max_len,
+                                 int overlong);
+tcp_client *tcp_client_new_records(size_t record_len, size_t max_len);
+int tcp_client_set_record_length(tcp_client *c, size_t record_len);
 
 /* Stops the client if running and releases the handle. NULL is ignored.
  * Must not be called from a callback of this client. */

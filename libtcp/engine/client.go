@@ -114,7 +114,13 @@ func (cl *Client) start(host string, port int, files *TLSFiles) error {
 		}
 	}
 	ss := &clientSession{stopped: make(chan struct{}), done: make(chan struct{})}
-	ss.dial = func(ctx context.Context) (*conn, error) { return dialConn(ctx, host, port, cfg, &o) }
+	ss.dial = func(ctx context.Context) (*conn, error) {
+		c, err := dialConn(ctx, host, port, cfg, &o)
+		if err == nil {
+			c.dec = cl.framing.NewDecoder()
+		}
+		return c, err
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cl.mu.Lock()
@@ -191,6 +197,20 @@ func dialConn(ctx context.Context, host string, port int, cfg *tls.Config, o *Op
 	return c, nil
 }
 
+// SetRecordLength changes the record length of the connection (framing
+// Records).
+func (cl *Client) SetRecordLength(n int) error {
+	c, err := cl.live()
+	if err != nil {
+		return err
+	}
+	rs, ok := c.dec.(RecordLengthSetter)
+	if !ok {
+		return newError(ErrInvalidArg, nil, "the client's framing has no record length")
+	}
+	return rs.SetRecordLength(n)
+}
+
 // run serves the session's connections: the first, then, when
 // reconnecting, each new one, until Stop or a loss without reconnect.
 func (cl *Client) run(ss *clientSession, c *conn, h Handler, o *Options) {
@@ -226,7 +246,7 @@ func (cl *Client) serve(ss *clientSession, c *conn, o *Options) {
 				c.evMu.Unlock()
 			}
 		}()
-		res = c.readLoop(cl.framing.NewDecoder(), cl.framing.MaxMessage())
+		res = c.readLoop(c.dec, ReadBufferLimit(cl.framing))
 	}()
 	c.finish(res, func() {
 		cl.mu.Lock()

@@ -38,6 +38,7 @@ type conn struct {
 	localPort   int
 	peerSubject *pkix.Name // verified peer certificate's subject; nil if none
 	proxy       *ProxyInfo // the PROXY header's content; nil without one
+	dec         Decoder    // set by the reader before the first read
 	established atomic.Bool
 	closing     atomic.Bool  // set by close: no Message call after it
 	goid        atomic.Int64 // goroutine that delivers this connection's events
@@ -578,7 +579,8 @@ type readResult struct {
 }
 
 // readLoop reads and decodes until the connection ends, delivering messages.
-func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
+// limit is the largest buffer the framing's decoder needs (0: any).
+func (c *conn) readLoop(dec Decoder, limit int) readResult {
 	var r recvBuf
 	defer c.dropBuffer(&r)
 	var msgStart time.Time // first byte of a partial message
@@ -601,7 +603,7 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 		}
 		c.evMu.Unlock()
 	}
-	needer, _ := dec.(sizeHinter)
+	needer, _ := dec.(Needer)
 	armed := false
 	for {
 		if !c.waitResumed() {
@@ -612,14 +614,14 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 			if r.start > 0 {
 				r.end = copy(r.b, r.b[r.start:r.end])
 				r.start = 0
-			} else if !c.own(&r, c.nextSize(&r, maxMsg, needer)) {
+			} else if !c.own(&r, c.nextSize(&r, limit, needer)) {
 				return c.budgetExceeded()
 			}
 			if r.end == len(r.b) { // the framing let a message pass its limit
 				if c.srvStats != nil {
 					c.srvStats.closedForLimits.Add(1)
 				}
-				return readResult{reason: CloseMessageTooLong, err: newError(ErrMessageTooLong, nil, "received message over %d bytes", maxMsg), drain: true}
+				return readResult{reason: CloseMessageTooLong, err: newError(ErrMessageTooLong, nil, "received message over the framing's limit (%d bytes buffered)", limit), drain: true}
 			}
 		}
 		n, err := c.read(&r)
@@ -637,7 +639,7 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 				if msgStart.IsZero() || used > 0 {
 					msgStart = time.Now()
 				}
-				if !c.own(&r, c.nextSize(&r, maxMsg, needer)) {
+				if !c.own(&r, c.nextSize(&r, limit, needer)) {
 					return c.budgetExceeded()
 				}
 			case used > 0:
@@ -663,22 +665,19 @@ func (c *conn) readLoop(dec Decoder, maxMsg int) readResult {
 	}
 }
 
-// nextSize is the size a partial message's buffer grows to: what the
-// framing says the message needs, or twice what arrived, never more than
-// the limit needs.
-func (c *conn) nextSize(r *recvBuf, maxMsg int, needer sizeHinter) int {
+// nextSize is the size a partial message's buffer grows to: exactly what
+// the framing says the message needs, else twice what arrived, never more
+// than the framing's limit.
+func (c *conn) nextSize(r *recvBuf, limit int, needer Needer) int {
 	p := r.pending()
 	size := 2 * max(p, minOwnedBuffer/2)
 	if needer != nil {
-		if need := needer.Need(); need > p {
-			size = need
+		if need := needer.Need(); need > 0 {
+			size = p + need
 		}
 	}
-	if size < p+readChunk/4 && p >= readChunk {
-		size = p + readChunk
-	}
-	if maxMsg > 0 && size > maxMsg+64 {
-		size = max(maxMsg+64, p+1)
+	if limit > 0 && size > limit {
+		size = max(limit, p+1)
 	}
 	return size
 }
@@ -737,11 +736,6 @@ func (c *conn) read(r *recvBuf) (int, error) {
 	}
 	return n, nil
 }
-
-// sizeHinter is implemented by decoders that know how many bytes, from the
-// start of the pending data, the current message needs (a length prefix):
-// its buffer then grows to exactly that.
-type sizeHinter interface{ Need() int }
 
 // armReadDeadline sets the read deadline from the idle and message
 // timeouts; with neither it touches the socket only to clear what it set.

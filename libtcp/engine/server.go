@@ -385,6 +385,7 @@ func (s *Server) serveConn(c *conn, cfg *tls.Config, ev events, o *Options) {
 	s.mu.Lock()
 	live := s.running && s.conns[c.id] == c && !c.isDead()
 	if live {
+		c.dec = s.framing.NewDecoder() // before anyone can look the connection up
 		c.established.Store(true)
 	}
 	s.mu.Unlock()
@@ -406,7 +407,7 @@ func (s *Server) serveConn(c *conn, cfg *tls.Config, ev events, o *Options) {
 		c.evMu.Lock()
 		ev.h.Established(c.id)
 		c.evMu.Unlock()
-		res = c.readLoop(s.framing.NewDecoder(), s.framing.MaxMessage())
+		res = c.readLoop(c.dec, ReadBufferLimit(s.framing))
 	}()
 	// Leave the client list now, but stay in s.conns until Closed has run,
 	// so that a concurrent Stop waits for these last calls.
@@ -662,6 +663,19 @@ func (s *Server) SubjectPart(id, nid int) (string, error) {
 		return c.proxy.CN, nil // TLS was terminated by the proxy, which verified the client
 	}
 	return subjectPart(subj, nid)
+}
+
+// SetRecordLength changes the record length of client id (framing Records).
+func (s *Server) SetRecordLength(id, n int) error {
+	c, err := s.client(id)
+	if err != nil {
+		return err
+	}
+	rs, ok := c.dec.(RecordLengthSetter)
+	if !ok {
+		return newError(ErrInvalidArg, nil, "the server's framing has no record length")
+	}
+	return rs.SetRecordLength(n)
 }
 
 // ProxyTLV returns the value of a PROXY v2 TLV of client id's header.
