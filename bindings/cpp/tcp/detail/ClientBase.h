@@ -18,6 +18,9 @@ struct ClientState {
 
   Slot<void(const std::string)> message;
   Slot<void()> closed;
+  Slot<void(const CloseReason)> closedWithReason;
+  Slot<void()> ready;
+  Slot<void(const int, const int)> reconnect;
   Slot<void(const int, const std::string &)> error;
   Slot<void(const int, const std::string &, std::exception_ptr)> exception;
 
@@ -26,9 +29,12 @@ struct ClientState {
     handle = fragmented ? ::tcp_client_new_fragmented(delimiter, maxLen)
                         : ::tcp_client_new();
     if (!handle) throw std::bad_alloc();
+    ::tcp_client_set_option(handle, TCP_OPT_SEND_QUEUE_LIMIT, kDefaultSendQueueLimit);
     ::tcp_client_set_on_message(handle, &ClientState::onMessage, this);
-    ::tcp_client_set_on_closed(handle, &ClientState::onClosed, this);
+    ::tcp_client_set_on_closed_ex(handle, &ClientState::onClosed, this);
     ::tcp_client_set_on_error(handle, &ClientState::onError, this);
+    ::tcp_client_set_on_ready(handle, &ClientState::onReady, this);
+    ::tcp_client_set_on_connect(handle, &ClientState::onConnect, this);
   }
   ~ClientState() { ::tcp_client_free(handle); }
   ClientState(const ClientState &) = delete;
@@ -50,9 +56,25 @@ struct ClientState {
     }
   }
 
-  static void onClosed(void *ud) noexcept {
+  static void onClosed(void *ud, int reason) noexcept {
     auto *s = static_cast<ClientState *>(ud);
-    if (auto f = s->closed.get()) guarded(s->exception, 0, "closed", [&] { (*f)(); });
+    if (auto f = s->closedWithReason.get()) {
+      guarded(s->exception, 0, "closed", [&] { (*f)(static_cast<CloseReason>(reason)); });
+    } else if (auto g = s->closed.get()) {
+      guarded(s->exception, 0, "closed", [&] { (*g)(); });
+    }
+  }
+
+  static void onReady(void *ud) noexcept {
+    auto *s = static_cast<ClientState *>(ud);
+    if (auto f = s->ready.get()) guarded(s->exception, 0, "ready", [&] { (*f)(); });
+  }
+
+  static void onConnect(void *ud, int attempt, int result) noexcept {
+    auto *s = static_cast<ClientState *>(ud);
+    if (auto f = s->reconnect.get()) {
+      guarded(s->exception, 0, "reconnect", [&] { (*f)(attempt, result); });
+    }
   }
 
   static void onError(void *ud, int code, const char *message) noexcept {
@@ -64,7 +86,7 @@ struct ClientState {
   }
 };
 
-class ClientBase {
+class ClientBase : public ConnectionOptions<ClientBase> {
  public:
   ClientBase(const ClientBase &) = delete;
   ClientBase &operator=(const ClientBase &) = delete;
@@ -160,7 +182,88 @@ class ClientBase {
     });
   }
 
+  // The C handle, for the functions of tcpgo.h. Owned by this object; do
+  // not replace the callbacks through it.
   tcp_client *nativeHandle() const { return s_ ? s_->handle : nullptr; }
+
+  // ---- tcpgo extensions: reconnect, flow control, introspection ----
+  //
+  // Settings (these and those of ConnectionOptions: setIdleTimeout,
+  // setMessageTimeout, setWriteTimeout, setKeepAlive, setSendQueueLimit,
+  // setSendLowWater, setCallbackThreads, setCloseOnEof, setNoDelay) are set
+  // while the client is stopped and return 0 or a negative TCP_ERR_* code.
+
+  /// true: after the connection was lost (not after stop()), reconnect
+  /// automatically with exponential back-off and +-20 % jitter (see
+  /// setReconnectDelay); each attempt is reported to the reconnect worker.
+  /// Default false.
+  int setReconnect(const bool enable) { return setOption(TCP_OPT_RECONNECT, enable ? 1 : 0); }
+
+  /// The back-off between reconnection attempts starts at minMs (default
+  /// 100) and doubles up to maxMs (default 30000).
+  int setReconnectDelay(const int minMs, const int maxMs) {
+    int rc = setOption(TCP_OPT_RECONNECT_MIN_MS, minMs);
+    return rc == 0 ? setOption(TCP_OPT_RECONNECT_MAX_MS, maxMs) : rc;
+  }
+
+  /// With setReconnect(true): called when a reconnection attempt ended.
+  /// attempt counts from 1 since the connection was lost; result is
+  /// CLIENT_START_OK (connected again: messages follow, sendMsg works) or
+  /// the start code of the failure (CLIENT_ERROR_START_CONNECT...; the next
+  /// attempt follows after the back-off). stop() ends the attempts.
+  void setWorkOnReconnect(std::function<void(const int attempt, const int result)> worker) {
+    if (s_) s_->reconnect.set(std::move(worker));
+  }
+
+  /// The local address to connect from ("127.0.0.1", "::1"; default "" =
+  /// chosen by the system).
+  int setLocalAddress(const std::string &address) {
+    return setOption(TCP_OPT_BIND_ADDRESS, address);
+  }
+
+  /// The closed worker with the reason (CloseReason::Peer, Reset,
+  /// IdleTimeout, Stopped...). When set, it runs instead of the worker of
+  /// setWorkOnClosed; an empty function goes back to that one.
+  void setWorkOnClosedWithReason(std::function<void(const CloseReason reason)> worker) {
+    if (s_) s_->closedWithReason.set(std::move(worker));
+  }
+
+  /// Queues msg for the server like sendMsg, but says why not (Ok,
+  /// NotRunning -- also while reconnecting --, QueueFull, MemoryBudget,
+  /// MessageTooLong, ContainsDelimiter, InvalidArg). After QueueFull the
+  /// ready worker runs once the queue drained. Never blocks.
+  SendResult sendMsgEx(std::string_view msg) { return sendEx(msg.data(), msg.size()); }
+  SendResult sendMsgEx(const void *data, const size_t len) {
+    if (!data && len > 0) return SendResult::InvalidArg;
+    return sendEx(data, len);
+  }
+
+  /// Called when the send queue drained to the low-water mark
+  /// (setSendLowWater) after a send was refused: sending may go on. Once per
+  /// refusal, never after the closed worker.
+  void setWorkOnReady(std::function<void()> worker) {
+    if (s_) s_->ready.set(std::move(worker));
+  }
+
+  /// Bytes queued and not yet handed to the kernel, or TCP_ERR_NOT_RUNNING.
+  long long queued() const {
+    return s_ ? ::tcp_client_queued(s_->handle) : static_cast<long long>(TCP_ERR_INVALID_ARG);
+  }
+
+  /// Stops reading from the server: no message worker runs (not even for
+  /// bytes already received) until resume(); the server is slowed down by
+  /// TCP flow control and nothing is lost. False when not connected.
+  bool pause() { return s_ && ::tcp_client_pause(s_->handle) == 0; }
+  /// Restarts reading; the messages held back follow in order.
+  bool resume() { return s_ && ::tcp_client_resume(s_->handle) == 0; }
+
+  /// Counters of the current (or last) connection; nothing before the first
+  /// connection.
+  std::optional<ConnectionStats> getStats() const {
+    tcp_conn_stats c{};
+    if (!s_ || ::tcp_client_conn_stats(s_->handle, &c, sizeof c) != 0) return std::nullopt;
+    return toConnectionStats(c);
+  }
 
  protected:
   explicit ClientBase(std::ostream &os) : s_(new ClientState(&os, false, '\0', 0)) {}
@@ -169,6 +272,11 @@ class ClientBase {
 
   bool send(const void *data, size_t len) {
     return s_ && ::tcp_client_send(s_->handle, data, len) == 1;
+  }
+
+  SendResult sendEx(const void *data, size_t len) {
+    if (!s_) return SendResult::InvalidArg;
+    return static_cast<SendResult>(::tcp_client_send_ex(s_->handle, data, len));
   }
 
   // The checks v2 does before touching the network.

@@ -31,11 +31,17 @@
 #include <thread>
 #include <vector>
 // Used by tcpgo itself.
+#include <any>
+#include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <new>
+#include <optional>
+#include <ostream>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 // OpenSSL's SSL type, declared exactly as <openssl/types.h> does, so that v2's
@@ -87,6 +93,94 @@ using ExceptionHandler =
 // The version of the loaded library ("MAJOR.MINOR.PATCH"); compare with
 // TCPGO_VERSION, the version of the headers.
 inline std::string libraryVersion() { return ::tcp_version(); }
+
+/// Why a connection closed (tcpgo.h's enum tcp_close_reason), passed to the
+/// workers set with setWorkOnClosedWithReason().
+enum class CloseReason : int {
+  Peer = TCP_CLOSE_PEER,                      ///< the peer closed (EOF); what was queued was written first
+  Reset = TCP_CLOSE_RESET,                    ///< read or write failed (reset, broken pipe...)
+  IdleTimeout = TCP_CLOSE_IDLE_TIMEOUT,       ///< nothing received for the idle timeout
+  MessageTimeout = TCP_CLOSE_MESSAGE_TIMEOUT, ///< a message started but did not finish in time
+  WriteTimeout = TCP_CLOSE_WRITE_TIMEOUT,     ///< the peer took no queued data in time
+  Stopped = TCP_CLOSE_STOPPED,                ///< stop() or shutdown() of the server or client
+  Local = TCP_CLOSE_LOCAL,                    ///< closeClient()
+  MessageTooLong = TCP_CLOSE_MESSAGE_TOO_LONG,///< the peer sent a message over the maximum length
+  Tls = TCP_CLOSE_TLS,                        ///< TLS failure after the handshake
+  MemoryBudget = TCP_CLOSE_MEMORY_BUDGET,     ///< the connection needed more than its share of the budget
+  Internal = TCP_CLOSE_INTERNAL               ///< a bug in tcpgo
+};
+
+/// A short English text for a close reason ("peer closed", ...).
+inline const char *toString(const CloseReason reason) noexcept {
+  return ::tcp_close_reason_str(static_cast<int>(reason));
+}
+inline std::ostream &operator<<(std::ostream &os, const CloseReason reason) {
+  return os << toString(reason);
+}
+
+/// What sendMsgEx() did: Ok, or why the message was not queued (the
+/// TCP_ERR_* codes of tcp_server_send_ex / tcp_client_send_ex).
+enum class SendResult : int {
+  Ok = TCP_OK,                                   ///< queued for sending
+  NoClient = TCP_ERR_NO_CLIENT,                  ///< unknown client id, or the connection is closing
+  NotRunning = TCP_ERR_NOT_RUNNING,              ///< stopped (a client: also while reconnecting)
+  QueueFull = TCP_ERR_QUEUE_FULL,                ///< the connection's send queue is full: wait for the ready worker
+  MemoryBudget = TCP_ERR_MEMORY_BUDGET,          ///< the server's memory budget is used up: wait for the ready worker
+  MessageTooLong = TCP_ERR_MESSAGE_TOO_LONG,     ///< fragmented mode: longer than the maximum length
+  ContainsDelimiter = TCP_ERR_CONTAINS_DELIMITER,///< fragmented mode: the message holds the delimiter
+  InvalidArg = TCP_ERR_INVALID_ARG               ///< null data with a length, or an absurd length
+};
+
+/// A short English text for a send result (tcp_strerror).
+inline const char *toString(const SendResult result) noexcept {
+  return ::tcp_strerror(static_cast<int>(result));
+}
+inline std::ostream &operator<<(std::ostream &os, const SendResult result) {
+  return os << toString(result);
+}
+
+/// Error detail of the calling thread's last call into tcpgo (tcp_errcode,
+/// tcp_errno, tcp_errmsg): 0 / 0 / "" after a success. Other threads never
+/// change it, so it is safe to read right after a failed call even while
+/// other threads use the same object. Read it before the next call that
+/// can fail. lastErrorCode() is the start code or TCP_ERR_* of the call
+/// (for calls that return bool, the code behind false).
+inline int lastErrorCode() noexcept { return ::tcp_errcode(); }
+/// The OS error number (errno value: ECONNREFUSED, EADDRINUSE...) behind the
+/// calling thread's last failure, or 0.
+inline int lastErrno() noexcept { return ::tcp_errno(); }
+/// The reason of the calling thread's last failure as text ("" after a
+/// success).
+inline std::string lastErrorMessage();
+
+/// Counters of a server since it was created, across restarts (tcpgo.h's
+/// tcp_server_stats). Cheap: read them as often as you like.
+struct ServerStats {
+  std::uint64_t active = 0;           ///< connections now, including TLS handshakes
+  std::uint64_t established = 0;      ///< connections that became established
+  std::uint64_t accepted = 0;         ///< connections accepted by the kernel
+  std::uint64_t refused = 0;          ///< by the connection-request worker or the allowed/blocked lists
+  std::uint64_t refusedLimit = 0;     ///< over setMaxConnections()
+  std::uint64_t handshakeFailed = 0;  ///< TLS or PROXY header failures
+  std::uint64_t timedOut = 0;         ///< idle, message, write and handshake timeouts
+  std::uint64_t closedForLimits = 0;  ///< message too long, memory budget
+  std::uint64_t acceptErrors = 0;     ///< accept() failures (out of descriptors...)
+  std::uint64_t bytesIn = 0;          ///< payload bytes received, all connections
+  std::uint64_t bytesOut = 0;         ///< payload bytes sent, all connections
+  std::uint64_t msgsIn = 0;           ///< messages received (continuous mode: reads)
+  std::uint64_t msgsOut = 0;          ///< messages sent (continuous mode: sends)
+  std::uint64_t memoryUsed = 0;       ///< bytes now charged to the memory budget
+};
+
+/// Counters of one connection (tcpgo.h's tcp_conn_stats).
+struct ConnectionStats {
+  std::uint64_t bytesIn = 0;   ///< payload bytes received
+  std::uint64_t bytesOut = 0;  ///< payload bytes sent
+  std::uint64_t msgsIn = 0;    ///< messages received (continuous mode: reads)
+  std::uint64_t msgsOut = 0;   ///< messages sent
+  std::chrono::system_clock::time_point connectedAt{};  ///< when it was accepted / connected
+  std::uint64_t queued = 0;    ///< bytes queued and not yet handed to the kernel
+};
 
 namespace detail {
 
@@ -176,6 +270,136 @@ void guarded(const Slot<void(const int, const std::string &,
   }
 }
 
+// An option value from a byte count: sizes above LLONG_MAX are passed as
+// LLONG_MAX (the library range-checks them).
+inline long long sizeOption(std::size_t bytes) noexcept {
+  return bytes > static_cast<std::size_t>(LLONG_MAX) ? LLONG_MAX : static_cast<long long>(bytes);
+}
+
+inline ConnectionStats toConnectionStats(const tcp_conn_stats &c) noexcept {
+  ConnectionStats r;
+  r.bytesIn = c.bytes_in;
+  r.bytesOut = c.bytes_out;
+  r.msgsIn = c.msgs_in;
+  r.msgsOut = c.msgs_out;
+  r.connectedAt = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::milliseconds(c.connected_unix_ms)));
+  r.queued = c.queued;
+  return r;
+}
+
+// The per-connection send queue limit of the C++ classes. v2's sendMsg
+// wrote before returning and never refused a healthy connection, so v2
+// programs send large messages back to back; the C ABI's 4 MiB default would
+// refuse the second one. A server's total stays bounded by its memory budget.
+constexpr long long kDefaultSendQueueLimit = 64LL * 1024 * 1024;
+
+// Joins list entries for tcp_server_set_allowed / _blocked.
+inline std::string joinList(const std::vector<std::string> &entries) {
+  std::string out;
+  for (const auto &e : entries) {
+    if (!out.empty()) out += ',';
+    out += e;
+  }
+  return out;
+}
+
+// Settings that servers and clients share (CRTP: D is ServerBase or
+// ClientBase, which provide setOption). All of them, like setOption, must
+// be set while the object is stopped and return 0 or a negative TCP_ERR_*
+// code (TCP_ERR_ALREADY_RUNNING while running, TCP_ERR_INVALID_ARG for a
+// value out of range; tcp::lastErrorMessage() says more).
+template <class D>
+class ConnectionOptions {
+ public:
+  /// Closes a connection that received nothing for this many milliseconds
+  /// (CloseReason::IdleTimeout). 0 (the default) = never. Paused
+  /// connections do not time out. Servers can change it per client with
+  /// setClientIdleTimeout().
+  int setIdleTimeout(const int milliseconds) {
+    return self().setOption(TCP_OPT_IDLE_TIMEOUT_MS, milliseconds);
+  }
+
+  /// Fragmented mode: milliseconds a message may take from its first byte
+  /// to its delimiter; slow-drip peers are closed with
+  /// CloseReason::MessageTimeout. 0 (the default) = no limit.
+  int setMessageTimeout(const int milliseconds) {
+    return self().setOption(TCP_OPT_MESSAGE_TIMEOUT_MS, milliseconds);
+  }
+
+  /// Milliseconds queued data may wait for the peer to take any of it before
+  /// the connection is closed (CloseReason::WriteTimeout); also bounds the
+  /// drain after a peer's EOF (see setCloseOnEof). 0 (the default) = no
+  /// limit.
+  int setWriteTimeout(const int milliseconds) {
+    return self().setOption(TCP_OPT_WRITE_TIMEOUT_MS, milliseconds);
+  }
+
+  /// TCP keep-alive probes on (the default) or off.
+  int setKeepAlive(const bool enable) {
+    return self().setOption(TCP_OPT_KEEPALIVE, enable ? 1 : 0);
+  }
+
+  /// TCP keep-alive on, with idleMs before the first probe (default 15000),
+  /// intervalMs between probes (default 15000) and count unanswered probes
+  /// before the connection is dropped (default 9).
+  int setKeepAlive(const int idleMs, const int intervalMs, const int count) {
+    int rc = self().setOption(TCP_OPT_KEEPALIVE, 1);
+    if (rc == 0) rc = self().setOption(TCP_OPT_KEEPALIVE_IDLE_MS, idleMs);
+    if (rc == 0) rc = self().setOption(TCP_OPT_KEEPALIVE_INTERVAL_MS, intervalMs);
+    if (rc == 0) rc = self().setOption(TCP_OPT_KEEPALIVE_COUNT, count);
+    return rc;
+  }
+
+  /// Bytes queued for sending on one connection before sendMsg() returns
+  /// false and sendMsgEx() SendResult::QueueFull (default of these classes
+  /// 64 MiB, so that v2 programs' back-to-back large messages pass; the C
+  /// ABI's default is 4 MiB; 0 = no limit, a server's memory budget still
+  /// applies). A single message larger than
+  /// the limit is accepted when nothing is queued.
+  int setSendQueueLimit(const std::size_t bytes) {
+    return self().setOption(TCP_OPT_SEND_QUEUE_LIMIT, sizeOption(bytes));
+  }
+
+  /// After a refused send, the ready worker runs once the queue drained to
+  /// this many bytes or fewer (default 65536).
+  int setSendLowWater(const std::size_t bytes) {
+    return self().setOption(TCP_OPT_SEND_LOW_WATER, sizeOption(bytes));
+  }
+
+  /// How many workers of this object may run at the same time (each one
+  /// holds a thread while it runs; default 64, 1..4096). Events of other
+  /// connections wait meanwhile.
+  int setCallbackThreads(const int threads) {
+    return self().setOption(TCP_OPT_CALLBACK_THREADS, threads);
+  }
+
+  /// What the peer's EOF (it will send no more) does: false (the default)
+  /// ends reading but still writes what is queued for the peer, including
+  /// replies to its last messages, then closes (CloseReason::Peer); true
+  /// closes at once and discards what is queued.
+  int setCloseOnEof(const bool closeAtOnce) {
+    return self().setOption(TCP_OPT_CLOSE_ON_EOF, closeAtOnce ? 1 : 0);
+  }
+
+  /// true (the default) disables Nagle's algorithm (TCP_NODELAY).
+  int setNoDelay(const bool noDelay) {
+    return self().setOption(TCP_OPT_NODELAY, noDelay ? 1 : 0);
+  }
+
+ protected:
+  ConnectionOptions() = default;
+  ConnectionOptions(const ConnectionOptions &) = default;
+  ConnectionOptions(ConnectionOptions &&) noexcept = default;
+  ConnectionOptions &operator=(const ConnectionOptions &) = default;
+  ConnectionOptions &operator=(ConnectionOptions &&) noexcept = default;
+  ~ConnectionOptions() = default;
+
+ private:
+  D &self() { return static_cast<D &>(*this); }
+};
+
 // Calls f(buf, buflen) -- a C function following the ABI's buffer
 // convention -- with a buffer large enough for the whole string. A negative
 // result is returned in *code with an empty string.
@@ -203,6 +427,11 @@ std::string fetchString(F &&f, int *code = nullptr) {
 }
 
 }  // namespace detail
+
+inline std::string lastErrorMessage() {
+  return detail::fetchString([](char *buf, size_t len) { return ::tcp_errmsg(buf, len); });
+}
+
 }  // namespace tcp
 
 #endif  // TCPGO_CPP_DETAIL_COMMON_H

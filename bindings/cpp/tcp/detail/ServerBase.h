@@ -4,11 +4,23 @@
 #ifndef TCPGO_CPP_DETAIL_SERVERBASE_H
 #define TCPGO_CPP_DETAIL_SERVERBASE_H
 
+#include <stdexcept>
+
 #include "../ServerDefines.h"
 #include "Common.h"
 
 namespace tcp {
 namespace detail {
+
+// What the C++ layer keeps per established connection: the forward stream
+// (continuous mode) and the user's state (clientData). Created before the
+// established worker, destroyed after the closed worker; its address is the
+// connection's conn_data in the library, so the message and closed
+// trampolines find it without a lock.
+struct Connection {
+  std::unique_ptr<std::ostream> stream;
+  std::any data;
+};
 
 // Everything the library's callbacks touch lives here, on the heap, so that
 // the server object itself can be moved while the library holds user_data.
@@ -19,21 +31,30 @@ struct ServerState {
   Slot<void(const int)> established;
   Slot<void(const int, const std::string)> message;
   Slot<void(const int)> closed;
+  Slot<void(const int, const CloseReason)> closedWithReason;
+  Slot<void(const int)> ready;
+  Slot<bool(const std::string &, const int, const int)> connectionRequest;
   Slot<std::ostream *(const int)> createStream;
   Slot<void(const int, const int, const std::string &)> error;
   Slot<void(const int, const std::string &, std::exception_ptr)> exception;
 
-  std::mutex streamsMutex;
-  std::map<int, std::unique_ptr<std::ostream>> streams;
+  // Owns the Connection objects; looked up by id for clientData() and when
+  // the library could not store the conn_data pointer.
+  std::mutex connsMutex;
+  std::unordered_map<int, std::unique_ptr<Connection>> conns;
+  // Keeps the accept slot and its registration in the library in step.
+  std::mutex acceptMutex;
 
   ServerState(bool fragmented, char delimiter, size_t maxLen) : continuous(!fragmented) {
     handle = fragmented ? ::tcp_server_new_fragmented(delimiter, maxLen)
                         : ::tcp_server_new();
     if (!handle) throw std::bad_alloc();
+    ::tcp_server_set_option(handle, TCP_OPT_SEND_QUEUE_LIMIT, kDefaultSendQueueLimit);
     ::tcp_server_set_on_established(handle, &ServerState::onEstablished, this);
-    ::tcp_server_set_on_message(handle, &ServerState::onMessage, this);
-    ::tcp_server_set_on_closed(handle, &ServerState::onClosed, this);
+    ::tcp_server_set_on_message_ex(handle, &ServerState::onMessage, this);
+    ::tcp_server_set_on_closed_ex(handle, &ServerState::onClosed, this);
     ::tcp_server_set_on_error(handle, &ServerState::onError, this);
+    ::tcp_server_set_on_ready(handle, &ServerState::onReady, this);
   }
   // Stops the server (every closed callback runs) and releases the handle;
   // no callback runs after tcp_server_free returns.
@@ -41,25 +62,46 @@ struct ServerState {
   ServerState(const ServerState &) = delete;
   ServerState &operator=(const ServerState &) = delete;
 
-  std::ostream *streamOf(int id) {
-    std::lock_guard<std::mutex> lock(streamsMutex);
-    auto it = streams.find(id);
-    return it == streams.end() ? nullptr : it->second.get();
+  Connection *addConnection(int id) {
+    auto owned = std::make_unique<Connection>();
+    Connection *c = owned.get();
+    {
+      std::lock_guard<std::mutex> lock(connsMutex);
+      conns[id] = std::move(owned);
+    }
+    // fast path for the later callbacks; if it fails they look up by id
+    ::tcp_server_set_conn_data(handle, id, c);
+    return c;
+  }
+
+  Connection *findConnection(int id) {
+    std::lock_guard<std::mutex> lock(connsMutex);
+    auto it = conns.find(id);
+    return it == conns.end() ? nullptr : it->second.get();
+  }
+
+  std::unique_ptr<Connection> takeConnection(int id) {
+    std::lock_guard<std::mutex> lock(connsMutex);
+    auto it = conns.find(id);
+    if (it == conns.end()) return nullptr;
+    std::unique_ptr<Connection> c = std::move(it->second);
+    conns.erase(it);
+    return c;
+  }
+
+  Connection *connectionOf(int id, void *connData) {
+    return connData ? static_cast<Connection *>(connData) : findConnection(id);
   }
 
   // --- trampolines: called by the library, never let anything unwind ---
 
   static void onEstablished(void *ud, int id) noexcept {
     auto *s = static_cast<ServerState *>(ud);
-    if (s->continuous) {
+    Connection *c = nullptr;
+    guarded(s->exception, id, "established", [&] { c = s->addConnection(id); });
+    if (c && s->continuous) {
       if (auto gen = s->createStream.get()) {
-        guarded(s->exception, id, "forward stream", [&] {
-          std::unique_ptr<std::ostream> os((*gen)(id));
-          if (os) {
-            std::lock_guard<std::mutex> lock(s->streamsMutex);
-            s->streams[id] = std::move(os);
-          }
-        });
+        guarded(s->exception, id, "forward stream", [&] { c->stream.reset((*gen)(id)); });
       }
     }
     if (auto f = s->established.get()) {
@@ -67,15 +109,15 @@ struct ServerState {
     }
   }
 
-  static void onMessage(void *ud, int id, const char *data, size_t len) noexcept {
+  static void onMessage(void *ud, int id, void *connData, const char *data, size_t len,
+                        int /*flags*/) noexcept {
     auto *s = static_cast<ServerState *>(ud);
     if (s->continuous) {
-      std::ostream *os = nullptr;
-      guarded(s->exception, id, "forward stream", [&] { os = s->streamOf(id); });
-      if (os) {
+      Connection *c = s->connectionOf(id, connData);
+      if (c && c->stream) {
         guarded(s->exception, id, "forward stream", [&] {
-          os->write(data, static_cast<std::streamsize>(len));
-          os->flush();
+          c->stream->write(data, static_cast<std::streamsize>(len));
+          c->stream->flush();
         });
         return;
       }
@@ -85,25 +127,18 @@ struct ServerState {
     }
   }
 
-  static void onClosed(void *ud, int id) noexcept {
+  static void onClosed(void *ud, int id, void * /*connData*/, int reason) noexcept {
     auto *s = static_cast<ServerState *>(ud);
-    if (auto f = s->closed.get()) {
-      guarded(s->exception, id, "closed", [&] { (*f)(id); });
+    if (auto f = s->closedWithReason.get()) {
+      guarded(s->exception, id, "closed", [&] { (*f)(id, static_cast<CloseReason>(reason)); });
+    } else if (auto g = s->closed.get()) {
+      guarded(s->exception, id, "closed", [&] { (*g)(id); });
     }
-    if (s->continuous) {
-      guarded(s->exception, id, "forward stream", [&] {
-        std::unique_ptr<std::ostream> os;
-        {
-          std::lock_guard<std::mutex> lock(s->streamsMutex);
-          auto it = s->streams.find(id);
-          if (it != s->streams.end()) {
-            os = std::move(it->second);
-            s->streams.erase(it);
-          }
-        }
-        // os (and the stream) is deleted here, outside the lock
-      });
-    }
+    // the stream and the user's state go after the closed worker saw them
+    guarded(s->exception, id, "forward stream", [&] {
+      std::unique_ptr<Connection> c = s->takeConnection(id);
+      c.reset();
+    });
   }
 
   static void onError(void *ud, int id, int code, const char *message) noexcept {
@@ -113,10 +148,27 @@ struct ServerState {
               [&] { (*f)(id, code, std::string(message ? message : "")); });
     }
   }
+
+  static void onReady(void *ud, int id, void * /*connData*/) noexcept {
+    auto *s = static_cast<ServerState *>(ud);
+    if (auto f = s->ready.get()) guarded(s->exception, id, "ready", [&] { (*f)(id); });
+  }
+
+  // A worker that throws refuses the connection (fail closed).
+  static int onAccept(void *ud, const char *ip, int port, int localPort) noexcept {
+    auto *s = static_cast<ServerState *>(ud);
+    auto f = s->connectionRequest.get();
+    if (!f) return 1;
+    int verdict = 0;
+    guarded(s->exception, 0, "connection request", [&] {
+      verdict = (*f)(std::string(ip ? ip : ""), port, localPort) ? 1 : 0;
+    });
+    return verdict;
+  }
 };
 
 // The part of the server API that does not depend on TCP or TLS.
-class ServerBase {
+class ServerBase : public ConnectionOptions<ServerBase> {
  public:
   ServerBase(const ServerBase &) = delete;
   ServerBase &operator=(const ServerBase &) = delete;
@@ -297,8 +349,249 @@ class ServerBase {
     });
   }
 
-  // The C handle, for the functions of tcpgo.h. Owned by this object.
+  // The C handle, for the functions of tcpgo.h. Owned by this object. The
+  // classes keep their own per-connection pointer in the library
+  // (tcp_server_set_conn_data) and their own callbacks: do not replace them
+  // through the handle.
   tcp_server *nativeHandle() const { return s_ ? s_->handle : nullptr; }
+
+  // ---- tcpgo extensions: connection control, flow control, lifecycle ----
+  //
+  // The settings below (and those of ConnectionOptions: setIdleTimeout,
+  // setMessageTimeout, setWriteTimeout, setKeepAlive, setSendQueueLimit,
+  // setSendLowWater, setCallbackThreads, setCloseOnEof, setNoDelay) are set
+  // while the server is stopped and return 0 or a negative TCP_ERR_* code
+  // (TCP_ERR_ALREADY_RUNNING while running, TCP_ERR_INVALID_ARG out of
+  // range; tcp::lastErrorMessage() says more).
+
+  /// Maximum number of connections at once, counting TLS handshakes in
+  /// progress (default 10000; 0 = no limit). One more is closed at once,
+  /// never reaches the established worker, is counted
+  /// (ServerStats::refusedLimit) and reported to the error worker with
+  /// clientId 0 and TCP_ERR_REFUSED.
+  int setMaxConnections(const int maxConnections) {
+    return setOption(TCP_OPT_MAX_CONNECTIONS, maxConnections);
+  }
+
+  /// Listen backlog (default 0 = the system's maximum).
+  int setBacklog(const int backlog) { return setOption(TCP_OPT_BACKLOG, backlog); }
+
+  /// With an IPv6 or empty bind address: true = IPv6 only, false (the
+  /// default) = IPv4 and IPv6 on one socket.
+  int setIpv6Only(const bool ipv6Only) { return setOption(TCP_OPT_IPV6_ONLY, ipv6Only ? 1 : 0); }
+
+  /// Bytes the server may hold for all its connections together (partial
+  /// messages, send queues). A connection that needs more than its share
+  /// while the budget is used up is closed (CloseReason::MemoryBudget); a
+  /// send that would pass it is refused (SendResult::MemoryBudget). Default
+  /// 64 MiB; 0 = no budget.
+  int setMemoryBudget(const std::size_t bytes) {
+    return setOption(TCP_OPT_MEMORY_BUDGET, sizeOption(bytes));
+  }
+
+  /// true sets SO_REUSEPORT on the listener (default false), e.g. for a
+  /// rolling restart together with stopListening().
+  int setReusePort(const bool reuse) { return setOption(TCP_OPT_REUSEPORT, reuse ? 1 : 0); }
+
+  /// PROXY protocol (HAProxy v1/v2) from the proxies in trusted (addresses
+  /// and CIDR ranges): mode TCP_PROXY_OFF (default), TCP_PROXY_TRUSTED (a
+  /// header is required from trusted addresses, forbidden from others) or
+  /// TCP_PROXY_REQUIRED (every connection comes from a trusted proxy with a
+  /// header). getClientIp() and the connection-request worker then see the
+  /// address the header carries.
+  int setProxyProtocol(const int mode, const std::vector<std::string> &trusted) {
+    int rc = setOption(TCP_OPT_PROXY_TRUSTED, joinList(trusted));
+    return rc == 0 ? setOption(TCP_OPT_PROXY_PROTOCOL, mode) : rc;
+  }
+
+  /// Admission: called for every new connection before any TLS handshake
+  /// and before the established worker, with the peer's address and port
+  /// and the server's local port, after the allowed/blocked lists and the
+  /// connection limit let it through. Return true to accept; false closes
+  /// it at once (it never reaches the established worker and is counted in
+  /// ServerStats::refused). A worker that throws refuses the connection
+  /// (the exception goes to the exception handler as worker "connection
+  /// request", clientId 0). Runs on a library thread; connections wait for
+  /// it in turn, so keep it short. An empty function removes it (accept
+  /// everything). May be set at any time.
+  void setWorkOnConnectionRequest(
+      std::function<bool(const std::string &ip, const int port, const int localPort)> worker) {
+    if (!s_) return;
+    std::lock_guard<std::mutex> lock(s_->acceptMutex);
+    const bool on = static_cast<bool>(worker);
+    s_->connectionRequest.set(std::move(worker));
+    ::tcp_server_set_on_accept(s_->handle, on ? &ServerState::onAccept : nullptr, s_.get());
+  }
+
+  /// Replaces the allowed list: IPv4/IPv6 addresses and CIDR ranges
+  /// ({"10.0.0.0/8", "192.168.1.7", "::1"}). When it is not empty, a
+  /// connection from any other address is refused before any TLS handshake
+  /// (ServerStats::refused; error worker with clientId 0 and
+  /// TCP_ERR_REFUSED). IPv4-mapped IPv6 addresses match IPv4 entries. An
+  /// empty vector empties the list. Changeable while running; applies to
+  /// connections accepted afterwards. Returns 0, or TCP_ERR_INVALID_ARG for
+  /// an entry that does not parse (the list is then unchanged;
+  /// tcp::lastErrorMessage() names the entry).
+  int setAllowedClients(const std::vector<std::string> &entries) {
+    return s_ ? ::tcp_server_set_allowed(s_->handle, joinList(entries).c_str())
+              : TCP_ERR_INVALID_ARG;
+  }
+
+  /// Replaces the blocked list (same format and rules as
+  /// setAllowedClients): connections from these addresses are refused.
+  int setBlockedClients(const std::vector<std::string> &entries) {
+    return s_ ? ::tcp_server_set_blocked(s_->handle, joinList(entries).c_str())
+              : TCP_ERR_INVALID_ARG;
+  }
+
+  /// The closed worker with the reason (CloseReason::Peer, IdleTimeout,
+  /// Stopped...). Called exactly once per established client, after its
+  /// last message, with its clientData still readable. When set, it runs
+  /// instead of the worker of setWorkOnClosed (so v2 code that sets only
+  /// that one keeps working); an empty function goes back to it.
+  void setWorkOnClosedWithReason(
+      std::function<void(const int clientId, const CloseReason reason)> worker) {
+    if (s_) s_->closedWithReason.set(std::move(worker));
+  }
+
+  /// Queues msg for the client like sendMsg, but says why not: Ok,
+  /// NoClient, NotRunning, QueueFull, MemoryBudget, MessageTooLong,
+  /// ContainsDelimiter or InvalidArg. After QueueFull or MemoryBudget the
+  /// ready worker (setWorkOnReady) runs once the queue drained. Never
+  /// blocks. tcp::lastErrorMessage() has the detail of a failure.
+  SendResult sendMsgEx(const int clientId, std::string_view msg) {
+    return sendEx(clientId, msg.data(), msg.size());
+  }
+  SendResult sendMsgEx(const int clientId, const void *data, const size_t len) {
+    if (!data && len > 0) return SendResult::InvalidArg;
+    return sendEx(clientId, data, len);
+  }
+
+  /// Called when a client's send queue drained to the low-water mark
+  /// (setSendLowWater) after a send to it was refused (QueueFull or
+  /// MemoryBudget): sending may go on. Once per refusal, in the client's
+  /// event order, never after its closed worker.
+  void setWorkOnReady(std::function<void(const int clientId)> worker) {
+    if (s_) s_->ready.set(std::move(worker));
+  }
+
+  /// Bytes queued for the client and not yet handed to the kernel, or a
+  /// negative TCP_ERR_* code (TCP_ERR_NO_CLIENT).
+  long long queued(const int clientId) const {
+    return s_ ? ::tcp_server_queued(s_->handle, clientId) : static_cast<long long>(TCP_ERR_INVALID_ARG);
+  }
+
+  /// Stops reading from the client: no message worker runs for it (not even
+  /// for bytes already received) until resumeClient(); the peer is slowed
+  /// down by TCP flow control and nothing is lost. Its idle timeout does not
+  /// run meanwhile. Idempotent; works from any worker. False for an unknown
+  /// client.
+  bool pauseClient(const int clientId) {
+    return s_ && ::tcp_server_pause(s_->handle, clientId) == 0;
+  }
+  /// Restarts reading from a paused client; the messages held back follow
+  /// in order. False for an unknown client.
+  bool resumeClient(const int clientId) {
+    return s_ && ::tcp_server_resume(s_->handle, clientId) == 0;
+  }
+
+  /// The idle timeout of one client in milliseconds (0 = none), replacing
+  /// setIdleTimeout() for it; e.g. from the established worker. False for an
+  /// unknown client or a value out of range.
+  bool setClientIdleTimeout(const int clientId, const int milliseconds) {
+    return s_ && ::tcp_server_set_idle_timeout(s_->handle, clientId, milliseconds) == 0;
+  }
+
+  /// The client's own state, created empty before its established worker
+  /// and destroyed after its closed worker returned. Meant for the client's
+  /// workers (they run one at a time, so they need no lock for it); another
+  /// thread must synchronise with them itself and must not keep the pointer
+  /// past the closed worker. nullptr for an unknown client.
+  std::any *clientData(const int clientId) {
+    if (!s_) return nullptr;
+    Connection *c = s_->findConnection(clientId);
+    return c ? &c->data : nullptr;
+  }
+  const std::any *clientData(const int clientId) const {
+    if (!s_) return nullptr;
+    Connection *c = s_->findConnection(clientId);
+    return c ? &c->data : nullptr;
+  }
+
+  /// The client's state as a T: nullptr for an unknown client or when the
+  /// state holds no T (see clientData above).
+  template <class T>
+  T *clientData(const int clientId) {
+    return std::any_cast<T>(clientData(clientId));
+  }
+  template <class T>
+  const T *clientData(const int clientId) const {
+    return std::any_cast<T>(clientData(clientId));
+  }
+
+  /// Replaces the client's state with a T made from args and returns it
+  /// (typically in the established worker: server.emplaceClientData<Session>(id, ...)).
+  /// Throws std::out_of_range for an unknown client.
+  template <class T, class... Args>
+  T &emplaceClientData(const int clientId, Args &&...args) {
+    std::any *a = clientData(clientId);
+    if (!a) throw std::out_of_range("tcp: no client " + std::to_string(clientId));
+    return a->emplace<T>(std::forward<Args>(args)...);
+  }
+
+  /// Replaces the client's state; false for an unknown client.
+  bool setClientData(const int clientId, std::any value) {
+    std::any *a = clientData(clientId);
+    if (!a) return false;
+    *a = std::move(value);
+    return true;
+  }
+
+  /// Closes the listening socket but keeps serving the established clients
+  /// (e.g. a rolling restart: a new process takes the port with
+  /// setReusePort(true)). isRunning() stays true until stop(). False when
+  /// not running.
+  bool stopListening() { return s_ && ::tcp_server_stop_listening(s_->handle) == 0; }
+
+  /// Graceful stop: stops listening, gives every client up to timeoutMs in
+  /// all to receive what is queued for it (workers may still send
+  /// meanwhile), then stops as stop() does (CloseReason::Stopped). True
+  /// when every queue was written in time; false when some data was dropped
+  /// or the server was not running. Same threading rules as stop().
+  bool shutdown(const int timeoutMs) {
+    return s_ && ::tcp_server_shutdown(s_->handle, timeoutMs) == 0;
+  }
+
+  /// The server's counters since it was created (all zero for a moved-from
+  /// object).
+  ServerStats getStats() const {
+    ServerStats r;
+    tcp_server_stats c{};
+    if (!s_ || ::tcp_server_get_stats(s_->handle, &c, sizeof c) != 0) return r;
+    r.active = c.active;
+    r.established = c.established;
+    r.accepted = c.accepted;
+    r.refused = c.refused;
+    r.refusedLimit = c.refused_limit;
+    r.handshakeFailed = c.handshake_failed;
+    r.timedOut = c.timed_out;
+    r.closedForLimits = c.closed_for_limits;
+    r.acceptErrors = c.accept_errors;
+    r.bytesIn = c.bytes_in;
+    r.bytesOut = c.bytes_out;
+    r.msgsIn = c.msgs_in;
+    r.msgsOut = c.msgs_out;
+    r.memoryUsed = c.memory_used;
+    return r;
+  }
+
+  /// One client's counters, or nothing for an unknown client.
+  std::optional<ConnectionStats> getClientStats(const int clientId) const {
+    tcp_conn_stats c{};
+    if (!s_ || ::tcp_server_conn_stats(s_->handle, clientId, &c, sizeof c) != 0)
+      return std::nullopt;
+    return toConnectionStats(c);
+  }
 
  protected:
   ServerBase() : s_(new ServerState(false, '\0', 0)) {}
@@ -307,6 +600,11 @@ class ServerBase {
 
   bool send(int clientId, const void *data, size_t len) {
     return s_ && ::tcp_send_msg(s_->handle, clientId, data, len) == 1;
+  }
+
+  SendResult sendEx(int clientId, const void *data, size_t len) {
+    if (!s_) return SendResult::InvalidArg;
+    return static_cast<SendResult>(::tcp_server_send_ex(s_->handle, clientId, data, len));
   }
 
   std::unique_ptr<ServerState> s_;
