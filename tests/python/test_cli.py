@@ -38,8 +38,8 @@ class Serve:
         assert self.p.stdout is not None
         return self.p.stdout.readline()
 
-    def stop(self) -> "tuple[str, str]":
-        self.p.send_signal(signal.SIGINT)
+    def stop(self, sig: int = signal.SIGINT) -> "tuple[str, str]":
+        self.p.send_signal(sig)
         out, err = self.p.communicate(timeout=10)
         return out, err
 
@@ -143,8 +143,38 @@ class CliTest(TestCase):
     def test_help(self) -> None:
         r = cli("--help")
         self.assertEqual(r.returncode, 0)
-        for word in ("serve", "send", "certs", "bench"):
+        for word in ("serve", "send", "certs", "bench", "--version", "examples:"):
             self.assertIn(word, r.stdout)
+        for command in ("serve", "send", "certs", "bench"):
+            with self.subTest(command=command):
+                r = cli(command, "--help")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn(f"usage: {os.path.basename(sys.executable)} -m tcpgo {command}",
+                              r.stdout)
+                examples = r.stdout.split("examples:\n", 1)[1].splitlines()
+                self.assertTrue(any(f"-m tcpgo {command}" in line for line in examples),
+                                r.stdout)
+
+    def test_help_names_the_console_script(self) -> None:
+        from tcpgo import cli as tcpgo_cli
+
+        text = tcpgo_cli.build_parser("tcpgo").format_help()
+        self.assertIn("usage: tcpgo ", text)
+        self.assertIn("  tcpgo serve --port 9443 --certs pki", text)
+
+    def test_version(self) -> None:
+        r = cli("--version")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"tcpgo {tcpgo.__version__}", r.stdout)
+        self.assertIn(f"library {tcpgo.library_version()}", r.stdout)
+
+    def test_serve_exit_status_after_a_signal(self) -> None:
+        for sig, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            with self.subTest(signal=sig.name):
+                srv = Serve()
+                _, err = srv.stop(sig)
+                self.assertEqual(srv.p.returncode, status, err)
+                self.assertIn("stopped", err)
 
 
 class RequestTest(TestCase):

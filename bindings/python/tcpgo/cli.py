@@ -1,15 +1,21 @@
-"""Command line: ``python -m tcpgo serve | send | certs | bench``.
+"""Command line: ``tcpgo serve | send | certs | bench`` (or ``python -m tcpgo ...``).
 
 Examples (a mutual-TLS echo on loopback)::
 
-    python -m tcpgo certs pki
-    python -m tcpgo serve --host 127.0.0.1 --port 9443 --certs pki      # Ctrl-C stops it
-    python -m tcpgo send 127.0.0.1 9443 "hello" --certs pki             # prints: hello
+    tcpgo certs pki
+    tcpgo serve --host 127.0.0.1 --port 9443 --certs pki      # Ctrl-C stops it
+    tcpgo send 127.0.0.1 9443 "hello" --certs pki             # prints: hello
 
 ``serve`` prints one line ``tcpgo: listening on HOST:PORT ...`` when it is ready.
 ``--certs DIR`` is a shortcut for the files written by ``certs``: the server
 uses ``server.pem``/``server.key`` and requires client certificates signed by
 ``ca.pem``; the client uses ``ca.pem``, ``client.pem`` and ``client.key``.
+``tcpgo --version`` prints the package's and the library's versions;
+``tcpgo COMMAND --help`` the options and examples of a command.
+
+Exit status: 0 on success, 1 when the command failed, 2 for bad arguments,
+128 + the signal number when a signal stopped it (130 for Ctrl-C / SIGINT,
+143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -27,10 +33,22 @@ from collections import deque
 from pathlib import Path
 from typing import Deque, List, Optional, Sequence
 
-from . import errors
+from . import __version__, errors
 from .client import TcpClient, TlsClient
 from .server import TcpServer, TlsServer
-from .util import generate_certs
+from .util import generate_certs, library_path, library_version
+
+EXIT_SIGINT = 128 + signal.SIGINT
+
+
+class _Stopped(KeyboardInterrupt):
+    """Raised by the SIGTERM handler: stop like Ctrl-C, exit 128 + SIGTERM."""
+
+    signum = signal.SIGTERM
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Stopped()
 
 
 def _delimiter(text: str) -> Optional[bytes]:
@@ -111,8 +129,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         def err(cid: int, e: BaseException) -> None:
             print(f"tcpgo: error (client {cid}): {e}", file=sys.stderr, flush=True)
 
-    # SIGTERM behaves like Ctrl-C (the library installs no signal handler).
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM stops the server like Ctrl-C (the library installs no signal handler).
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         port = server.start(args.port)
     except errors.StartError as e:
@@ -123,8 +141,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"tcpgo: listening on {args.host or '*'}:{port} ({proto}, {args.mode}, {mode}); "
               "Ctrl-C stops", flush=True)
         server.serve_forever()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("tcpgo: stopped", file=sys.stderr, flush=True)
+        return 128 + getattr(e, "signum", signal.SIGINT)
     finally:
         server.close()
     return 0
@@ -315,18 +334,74 @@ def _add_tls(p: argparse.ArgumentParser, side: str) -> None:
     g.add_argument("--key", help="own private key (PEM)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tcpgo",
-                                description="tcpgo: TCP/TLS servers and clients from the shell.")
-    sub = p.add_subparsers(dest="command", required=True)
+class _Version(argparse.Action):
+    """--version: the package's version and the library's (loaded only when asked)."""
 
-    s = sub.add_parser("serve", help="run an echo or print server until Ctrl-C")
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: Optional[str] = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: Optional[str] = None) -> None:
+        print(f"tcpgo {__version__} (Python package {os.path.dirname(os.path.abspath(__file__))}"
+              f"; library {library_version()} {library_path()})")
+        parser.exit()
+
+
+def _examples(prog: str, *lines: "tuple[str, str]") -> str:
+    """An "examples:" epilog: (command, comment) pairs, comments aligned."""
+    cmds = [cmd.format(prog=prog) for cmd, _ in lines]
+    width = max(len(c) for c in cmds)
+    return "examples:\n" + "\n".join(
+        f"  {c.ljust(width)}  # {comment}" if comment else f"  {c}"
+        for c, (_, comment) in zip(cmds, lines))
+
+
+def _prog() -> str:
+    """How the user called us: `tcpgo` (the console script) or `python3 -m tcpgo`."""
+    arg0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not arg0 or arg0 in ("__main__.py", "-c", "-m"):
+        return f"{os.path.basename(sys.executable) or 'python3'} -m tcpgo"
+    return arg0
+
+
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    prog = prog or _prog()
+    raw = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog=prog, formatter_class=raw,
+        description="tcpgo: TCP/TLS servers and clients from the shell.",
+        epilog=_examples(
+            prog,
+            ("{prog} certs pki", "a test CA, server and client certificate"),
+            ("{prog} serve --port 9443 --certs pki", "Ctrl-C stops it"),
+            ("{prog} send 127.0.0.1 9443 hello --certs pki", "prints: hello"),
+            ("{prog} COMMAND --help", "options and examples of a command"),
+        )
+        + "\n\nexit status: 0 ok, 1 failed, 2 bad arguments, 130 Ctrl-C (128 + signal)")
+    p.add_argument("--version", action=_Version,
+                   help="print the versions of the package and the library, and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser(
+        "serve", help="run an echo or print server until Ctrl-C", formatter_class=raw,
+        description="Run an echo server (or, with --mode print, print what clients send) until "
+                    "Ctrl-C or SIGTERM. One line 'tcpgo: listening on HOST:PORT ...' on stdout "
+                    "says when it is ready.",
+        epilog=_examples(
+            prog,
+            ("{prog} serve --host 127.0.0.1 --port 9000", "TCP echo, newline-delimited"),
+            ("{prog} serve --mode print --delimiter none", "any free port, print a raw stream"),
+            ("{prog} serve --port 9443 --certs pki", "mutual TLS with the files of `certs pki`"),
+            ("{prog} serve --port 9443 --cert s.pem --key s.key", "TLS, no client certificates"),
+        )
+        + "\n\nexit status 130 after Ctrl-C (143 after SIGTERM), 1 when it cannot start")
     s.add_argument("--host", default="", help='listen address (default "" = every interface)')
     s.add_argument("--port", type=int, default=0, help="port (default 0 = any free port)")
     s.add_argument("--mode", choices=("echo", "print"), default="echo",
                    help="echo messages back (default) or print them")
     s.add_argument("--delimiter", type=_delimiter, default=b"\n",
-                   help=r"message delimiter: '\n' (default), '\0', 0xNN, or 'none' for a raw stream")
+                   help=r"message delimiter: '\n' (default), '\0', 0xNN, or 'none' (raw stream)")
     s.add_argument("--max-len", type=int, default=0, help="maximum message length (0 = 16 MiB)")
     s.add_argument("--no-client-cert", action="store_true",
                    help="with --certs: do not require client certificates")
@@ -334,7 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tls(s, "server")
     s.set_defaults(func=cmd_serve)
 
-    c = sub.add_parser("send", help="send a message and print the reply")
+    c = sub.add_parser(
+        "send", help="send a message and print the reply", formatter_class=raw,
+        description="Connect, send the message (the words joined by spaces) or each line of "
+                    "stdin, and print each reply on its own line.",
+        epilog=_examples(
+            prog,
+            ("{prog} send 127.0.0.1 9000 hello world", "prints: hello world"),
+            ("printf 'a\\nb\\n' | {prog} send 127.0.0.1 9000", "one message per line"),
+            ("{prog} send localhost 9443 hi --certs pki", "mutual TLS"),
+            ("{prog} send 127.0.0.1 9000 bye --no-reply", "do not wait for a reply"),
+        ))
     c.add_argument("host")
     c.add_argument("port", type=int)
     c.add_argument("message", nargs="*", help="the message (words joined by spaces); "
@@ -347,14 +432,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tls(c, "client")
     c.set_defaults(func=cmd_send)
 
-    k = sub.add_parser("certs", help="write a test CA, server and client certificate")
+    k = sub.add_parser(
+        "certs", help="write a test CA, server and client certificate", formatter_class=raw,
+        description="Write ca.pem, server.pem, server.key, client.pem and client.key into "
+                    "DIRECTORY (created if needed): a throw-away CA for tests and demos.",
+        epilog=_examples(
+            prog,
+            ("{prog} certs pki", ""),
+            ("{prog} certs pki --hosts myhost.example,10.0.0.5", "names in the server certificate"),
+        ))
     k.add_argument("directory")
     k.add_argument("--hosts", default=None,
                    help="server certificate names/IPs, comma-separated "
                         "(default localhost,127.0.0.1,::1)")
     k.set_defaults(func=cmd_certs)
 
-    b = sub.add_parser("bench", help="echo benchmark (64-byte messages, pipelined)")
+    b = sub.add_parser(
+        "bench", help="echo benchmark (64-byte messages, pipelined)", formatter_class=raw,
+        description="Load an echo server (by default one started in a child process) and print "
+                    "one JSON line: msgs_per_s, p50_us, p99_us, errors, load.",
+        epilog=_examples(
+            prog,
+            ("{prog} bench --duration 2", ""),
+            ("{prog} bench --tls --conns 10", "mutual TLS, throw-away certificates"),
+            ("{prog} bench --port 9000 --python-load", "an echo server already running"),
+        ))
     b.add_argument("--host", default="127.0.0.1")
     b.add_argument("--port", type=int, default=0,
                    help="echo server to load (default: start `tcpgo serve` in a child process)")
@@ -373,11 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit status."""
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        return 128 + getattr(e, "signum", signal.SIGINT)
     except BrokenPipeError:
         return 1
 
