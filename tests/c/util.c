@@ -710,6 +710,8 @@ server_ext *server_ext_new(server_rec *r, int with_accept) {
   return x;
 }
 
+tcp_accept_fn server_ext_accept_fn(void) { return ext_on_accept; }
+
 void server_ext_free(server_ext *x) {
   if (x->data_mismatch)
     h_fail(__FILE__, __LINE__, "conn_data mismatches: %d (%s)", x->data_mismatch,

@@ -235,6 +235,9 @@ server_ext *server_ext_new(server_rec *r, int with_accept);
 conn_ext *server_ext_find(server_ext *x, int id);
 /* Call after server_rec_free (the server is gone, no callback runs). */
 void server_ext_free(server_ext *x);
+/* The accept callback of server_ext (user_data: the server_ext), to install
+ * on another handle, e.g. one in event-queue mode. */
+tcp_accept_fn server_ext_accept_fn(void);
 
 #define EXT_MAX_CONNECTS 256
 
