@@ -30,7 +30,7 @@ GO_SOURCES := go.mod $(wildcard go.sum) $(shell find libtcp \( -name '*.go' ! -n
 CFLAGS_COMMON := -Wall -Wextra -Werror -O2 -g -Iinclude
 LDFLAGS_LIB   := -L$(LIBOUT) -Wl,-rpath,$(abspath $(LIBOUT)) -ltcpserver -pthread
 
-.PHONY: all lib test test-go demo bench install uninstall clean
+.PHONY: all lib test test-go demo bench install install-lib uninstall clean
 all: lib
 
 lib: $(LIBLINK)
@@ -63,13 +63,24 @@ demo: lib $(DEMO_TARGETS)
 
 bench: lib $(BENCH_TARGETS)
 
-install: lib $(INSTALL_TARGETS)
+# The library goes first: everything in INSTALL_TARGETS (headers, CMake and
+# pkg-config files, the Python package) refers to it, and a part that fails
+# must not leave the others without it.
+install: install-lib $(INSTALL_TARGETS)
+$(INSTALL_TARGETS): install-lib
+
+install-lib: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)
 	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	cd $(DESTDIR)$(LIBDIR) && ln -sf $(SONAME) libtcpserver.so && \
 	  for n in $(COMPAT_NAMES); do ln -sf $(SONAME) $$n; done
 	install -m 0644 include/tcpgo.h $(DESTDIR)$(INCDIR)/tcpgo.h
-	-@[ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null && ldconfig || true
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ! command -v ldconfig >/dev/null || ldconfig
+	@[ -n "$(DESTDIR)" ] || ldconfig -p 2>/dev/null | grep -qF "=> $(LIBDIR)/$(SONAME)" || \
+	 { echo "tcpgo: note: $(LIBDIR) is not on the dynamic linker's search path. Programs"; \
+	   echo "  linked with -ltcpserver need LD_LIBRARY_PATH=$(LIBDIR) at run time, or link"; \
+	   echo "  them with -Wl,-rpath,$(LIBDIR) (= \$$(pkg-config --variable=rpath tcpgo))."; \
+	   echo "  pkg-config finds tcpgo with PKG_CONFIG_PATH=$(LIBDIR)/pkgconfig."; }
 
 uninstall: $(UNINSTALL_TARGETS)
 	rm -f $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libtcpserver.so \

@@ -2,16 +2,19 @@
 # benchmark (bench/python*).
 #
 #   make test-python          unittest suite against build/lib (what `make test` runs)
-#   make install-python       pip-install the package into $(PYTHON)'s site-packages
-#                             (under $(PREFIX) when PREFIX is not /usr/local),
-#                             recording $(LIBDIR)/$(SONAME) as the library to load
-#                             (part of `make install`; offline, no build download)
-#   make uninstall-python     pip uninstall tcpgo (part of `make uninstall`)
+#   make install-python       the package for $(PYTHON), where that interpreter
+#                             looks for the system packages of $(PREFIX)
+#                             (Debian's python3: /usr/local/lib/python3.X/dist-packages
+#                             for /usr/local), and $(BINDIR)/tcpgo; loads
+#                             $(LIBDIR)/$(SONAME). Part of `make install`; no pip,
+#                             so PEP 668 does not apply (see _build/tcpgo_install.py)
+#   make uninstall-python     removes what install-python wrote (part of `make uninstall`)
 #   make bench-python         tcpgo vs asyncio (vs uvloop) echo servers, one run
 #                             (part of `make bench`); PY_BENCH_DURATION=5 PY_BENCH_TLS=1
 #
-# PYTHON is the interpreter to test and install for (default: python3 on PATH).
-# The package itself needs no build step; without installing it, use
+# PYTHON is the interpreter to test and install for (default: python3 on PATH;
+# PYTHON=/usr/bin/python3 for Debian's). The package itself needs no build
+# step; without installing it, use
 #   PYTHONPATH=bindings/python TCPGO_LIBRARY=build/lib/libtcpserver.so python3 ...
 
 PYTHON ?= python3
@@ -24,22 +27,24 @@ PY_TEST_ENV := TCPGO_LIBRARY=$(abspath $(LIB))
 test-python: $(LIBLINK)
 	$(PY_TEST_ENV) $(PYTHON) -m unittest discover -s tests/python -t tests/python
 
-# pip builds the wheel with the package's own standard-library backend
-# (bindings/python/_build), so nothing is downloaded. TCPGO_BUNDLE_LIBRARY=0:
-# the package loads the installed library (recorded in tcpgo/_install.py)
-# instead of carrying a copy of its own.
-# With the default PREFIX the package goes into $(PYTHON)'s own site-packages,
-# so that `import tcpgo` works at once; with any other PREFIX it goes under
-# that prefix (lib/pythonX.Y/site-packages) and never touches the system.
-PY_PREFIX_FLAG = $(if $(filter /usr/local,$(PREFIX)),,--prefix $(PREFIX) --ignore-installed)
+# With no usable $(PYTHON), the rest of `make install` still happens and the
+# one command to install the package later is printed.
+BINDIR ?= $(PREFIX)/bin
+PY_INSTALLER := bindings/python/_build/tcpgo_install.py
+PY_OK = $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null
+
 install-python: $(LIBLINK)
-	TCPGO_BUNDLE_LIBRARY=0 TCPGO_INSTALL_LIBRARY=$(LIBDIR)/$(SONAME) \
-	  $(PYTHON) -m pip install --no-deps --no-index --no-build-isolation --force-reinstall \
-	  --root-user-action=ignore --disable-pip-version-check --no-warn-script-location \
-	  $(if $(DESTDIR),--root $(DESTDIR)) $(PY_PREFIX_FLAG) ./bindings/python
+	@if $(PY_OK); then \
+	  $(PYTHON) $(PY_INSTALLER) install --prefix "$(PREFIX)" --bindir "$(BINDIR)" \
+	    --library "$(abspath $(LIBDIR))/$(SONAME)" $(if $(DESTDIR),--destdir "$(DESTDIR)"); \
+	else \
+	  echo "tcpgo: no Python 3.8 or later as PYTHON=$(PYTHON): the Python package was not"; \
+	  echo "  installed. To install it: make install-python PYTHON=/path/to/python3 PREFIX=$(PREFIX)"; \
+	fi
 
 uninstall-python:
-	-$(PYTHON) -m pip uninstall -y --root-user-action=ignore --disable-pip-version-check tcpgo
+	-@if $(PY_OK); then $(PYTHON) $(PY_INSTALLER) uninstall --prefix "$(PREFIX)" \
+	  $(if $(DESTDIR),--destdir "$(DESTDIR)"); fi
 
 bench-python: $(LIBLINK) $(BUILD)/bench/loadgen
 	TCPGO_LIBRARY=$(abspath $(LIB)) $(PYTHON) bench/python_bench.py \

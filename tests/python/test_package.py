@@ -65,6 +65,84 @@ class PackageTest(TestCase):
                             missing.append(f"{name}.{fn.__name__}({p.name})")
         self.assertEqual(missing, [])
 
+    def test_aio_connect_and_tls_server_spell_out_their_options(self) -> None:
+        # Type checkers see only explicit parameters: no **kwargs, and every
+        # option of the classes the arguments are passed on to, same default.
+        def keywords(*fns: object) -> "dict[str, object]":
+            out: "dict[str, object]" = {}
+            for fn in fns:
+                for p in inspect.signature(fn).parameters.values():  # type: ignore[arg-type]
+                    if p.kind is p.KEYWORD_ONLY:
+                        out.setdefault(p.name, p.default)
+            return out
+
+        cases = [(tcpgo.aio.connect, (tcpgo.aio.Client, tcpgo.TcpClient, tcpgo.TlsClient)),
+                 (tcpgo.aio.TlsServer, (tcpgo.aio.TcpServer, tcpgo.TcpServer, tcpgo.TlsServer))]
+        for fn, targets in cases:
+            with self.subTest(fn=fn.__qualname__):
+                params = inspect.signature(fn).parameters
+                self.assertFalse([p.name for p in params.values() if p.kind is p.VAR_KEYWORD])
+                mine = keywords(fn)
+                for name, default in keywords(*targets).items():
+                    self.assertIn(name, mine)
+                    self.assertEqual(mine[name], default, name)
+
+    def test_aio_all(self) -> None:
+        self.assertTrue(tcpgo.aio.__all__)
+        for name in tcpgo.aio.__all__:
+            self.assertTrue(hasattr(tcpgo.aio, name), name)
+
+    def test_help_lists_only_importable_modules(self) -> None:
+        # A bundled library must not show up in help(tcpgo) as a module.
+        import importlib
+        import pkgutil
+        import pydoc
+
+        names = [m.name for m in pkgutil.iter_modules(tcpgo.__path__)]
+        self.assertIn("aio", names)
+        for name in names:
+            if name != "__main__":
+                importlib.import_module(f"tcpgo.{name}")
+        text = pydoc.render_doc(tcpgo, renderer=pydoc.plaintext)
+        contents = text.split("PACKAGE CONTENTS\n", 1)[1].split("\n\n", 1)[0].split()
+        self.assertEqual(sorted(contents), sorted(names))
+
+    def test_log_lines_do_not_repeat_the_logger_name(self) -> None:
+        import asyncio
+        import logging
+
+        records: "list[logging.LogRecord]" = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                records.append(record)
+
+        async def main() -> None:
+            async with tcpgo.aio.TcpServer("\n", host="127.0.0.1") as srv:
+                def boom(cid: int, data: bytes) -> None:
+                    raise RuntimeError("handler failed")
+
+                srv.on_message(boom)
+                port = await srv.start(0)
+                client = await tcpgo.aio.connect("127.0.0.1", port, delimiter="\n")
+                await client.send("x")
+                for _ in range(1000):
+                    if records:
+                        break
+                    await asyncio.sleep(0.01)
+                await client.close()
+
+        logger = logging.getLogger("tcpgo")
+        handler = Keep()
+        logger.addHandler(handler)
+        try:
+            asyncio.run(asyncio.wait_for(main(), 30))
+        finally:
+            logger.removeHandler(handler)
+        self.assertTrue(records)
+        for r in records:
+            self.assertFalse(r.getMessage().startswith("tcpgo"), r.getMessage())
+
     def test_no_logging_configuration_on_import(self) -> None:
         code = ("import logging, tcpgo, tcpgo.aio; r = logging.getLogger();"
                 "print(len(r.handlers), len(logging.getLogger('tcpgo').handlers))")

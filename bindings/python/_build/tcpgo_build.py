@@ -5,11 +5,14 @@ network access (pip's build isolation would otherwise try to download
 setuptools). It builds:
 
 * a wheel holding ``tcpgo/`` (``*.py``, ``py.typed``) and a copy of the
-  library as ``tcpgo/libtcpserver.so`` -- taken from ``tcpgo/libtcpserver.so*``
+  library as ``tcpgo/libtcpserver.so.0`` -- taken from ``tcpgo/libtcpserver.so*``
   if present, else from ``build/lib`` of the source checkout when ``make`` has
   built it -- which makes the wheel platform-specific and ``import tcpgo``
-  work from anywhere. ``TCPGO_BUNDLE_LIBRARY=0`` leaves the library out (the
-  package then finds it at run time), ``=1`` makes a missing library an error.
+  work from anywhere. (Named after its SONAME, not ``*.so``, so that pkgutil
+  and ``help(tcpgo)`` do not list it as an extension module.)
+  ``TCPGO_BUNDLE_LIBRARY=0`` leaves the library out (the package then finds it
+  at run time), ``=1`` makes a missing library an error, ``=/path/to/lib``
+  bundles that file (what ``make wheel`` does).
   ``TCPGO_INSTALL_LIBRARY=/abs/path`` adds ``tcpgo/_install.py`` recording where
   ``make install`` put the library (what ``make install-python`` does);
 * an sdist;
@@ -68,33 +71,44 @@ def _checkout_library() -> Optional[Path]:
     return None
 
 
+BUNDLED = f"{NAME}/libtcpserver.so.0"  # the library inside a wheel
+
+
+def _library_to_bundle(bundle: str) -> Optional[Path]:
+    if bundle == "0":
+        return None
+    if bundle not in ("auto", "1"):
+        path = Path(bundle)
+        if not path.is_file():
+            raise RuntimeError(f"TCPGO_BUNDLE_LIBRARY={bundle}: no such file")
+        return path.resolve()
+    beside = sorted(p for p in PKG.iterdir() if p.name.startswith("libtcpserver.so"))
+    lib = beside[0].resolve() if beside else _checkout_library()
+    if lib is None and bundle == "1":
+        raise RuntimeError("TCPGO_BUNDLE_LIBRARY=1 but no library: run `make` first")
+    return lib
+
+
 def _package_files() -> List[Tuple[str, bytes, int]]:
     files: List[Tuple[str, bytes, int]] = []
-    bundle = os.environ.get("TCPGO_BUNDLE_LIBRARY", "auto")
-    if bundle not in ("0", "auto", "1"):
-        raise RuntimeError("TCPGO_BUNDLE_LIBRARY must be 0, 1 or auto")
-    beside = any(p.name.startswith("libtcpserver.so") for p in PKG.iterdir())
-    if bundle != "0" and not beside:
-        lib = _checkout_library()
-        if lib is not None:
-            files.append((f"{NAME}/libtcpserver.so", lib.read_bytes(), 0o755))
-        elif bundle == "1":
-            raise RuntimeError("TCPGO_BUNDLE_LIBRARY=1 but no library: run `make` first")
+    lib = _library_to_bundle(os.environ.get("TCPGO_BUNDLE_LIBRARY", "auto"))
+    if lib is not None:
+        files.append((BUNDLED, lib.read_bytes(), 0o755))
     for p in sorted(PKG.iterdir()):
         if p.name == "_install.py" or p.name.startswith("."):
             continue
-        if p.name.startswith("libtcpserver.so") and bundle == "0":
-            continue
-        if p.suffix == ".py" or p.name == "py.typed" or p.name.startswith("libtcpserver.so"):
-            if p.is_file():
-                mode = 0o755 if p.name.startswith("libtcpserver.so") else 0o644
-                files.append((f"{NAME}/{p.name}", p.read_bytes(), mode))
-    lib = os.environ.get("TCPGO_INSTALL_LIBRARY")
-    if lib:
-        text = ('"""Written at build time by tcpgo_build: where `make install` put the library."""\n'
-                f"LIBRARY = {lib!r}\n")
-        files.append((f"{NAME}/_install.py", text.encode(), 0o644))
+        if (p.suffix == ".py" or p.name == "py.typed") and p.is_file():
+            files.append((f"{NAME}/{p.name}", p.read_bytes(), 0o644))
+    installed = os.environ.get("TCPGO_INSTALL_LIBRARY")
+    if installed:
+        files.append((f"{NAME}/_install.py", install_record(installed), 0o644))
     return files
+
+
+def install_record(library: str) -> bytes:
+    """tcpgo/_install.py: where `make install` put the library (read by tcpgo._lib)."""
+    return ('"""Written at install time by tcpgo_build: where `make install` put the '
+            'library."""\n' f"LIBRARY = {library!r}\n").encode()
 
 
 def _has_binary(files: List[Tuple[str, bytes, int]]) -> bool:
