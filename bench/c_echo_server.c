@@ -12,6 +12,10 @@
  * (mutual TLS). The first line on stdout is "PORT n". The server runs until
  * stdin reaches end of file or SIGTERM/SIGINT arrives, then stops and frees
  * the server and prints a one-line summary on stderr.
+ *
+ * For the scale scenario (bench/scale.py: 19,000 idle connections) it
+ * raises its descriptor limit to the hard limit and lifts
+ * TCP_OPT_MAX_CONNECTIONS; everything else keeps the library's defaults.
  */
 #define _XOPEN_SOURCE 700 /* SA_ONSTACK */
 
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "tcpgo.h"
@@ -57,6 +62,30 @@ static void on_error(void *user_data, int client_id, int code,
   if (atomic_fetch_add(&g_errors, 1) < 5)
     fprintf(stderr, "c_echo_server: client %d: %s (%d): %s\n", client_id,
             tcp_strerror(code), code, message);
+}
+
+/* tcp_raise_fd_limit is new in tcpgo.h; a library without it leaves the
+ * weak reference NULL and we call setrlimit ourselves. */
+#pragma weak tcp_raise_fd_limit
+
+static void raise_fd_limit(void) {
+  if (tcp_raise_fd_limit != NULL) {
+    if (tcp_raise_fd_limit() >= 0)
+      return;
+  }
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+/* No connection limit (0), where the library knows the option. */
+static void lift_connection_limit(tcp_server *s) {
+  int rc = tcp_server_set_option(s, TCP_OPT_MAX_CONNECTIONS, 0);
+  if (rc != 0 && rc != TCP_ERR_UNKNOWN_OPTION)
+    fprintf(stderr, "c_echo_server: TCP_OPT_MAX_CONNECTIONS: %s\n",
+            tcp_strerror(rc));
 }
 
 static int usage(void) {
@@ -160,6 +189,10 @@ int main(int argc, char **argv) {
     tcp_server_free(s);
     return 1;
   }
+  lift_connection_limit(s);
+  /* After the library is loaded and called: it may put back the limit the
+   * process started with when it initialises. */
+  raise_fd_limit();
   tcp_server_set_on_message(s, on_message, s);
   tcp_server_set_on_established(s, on_established, NULL);
   tcp_server_set_on_error(s, on_error, NULL);

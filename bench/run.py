@@ -1,19 +1,36 @@
 #!/usr/bin/env python3
 """tcpgo echo benchmark driver (run by `make bench`; Python standard library only).
 
-It builds nothing: `make bench` builds build/bench/{loadgen,goecho,c_echo_server} and the library
-first. It writes a test PKI into a temporary directory (with `c_echo_server -gencerts`, i.e.
-tcp_generate_certs), then for each transport (tcp, tls) starts every server entry in turn, loads it
-with build/bench/loadgen (same parameters for all: 50 connections, 16 messages in flight each,
-64-byte messages), stops it, and prints a side-by-side table: server, transport, msgs/s, p50 and p99
-latency, and the ratio to the entry's baseline. Each server is measured --rounds times, interleaved
-(the order alternates between rounds) and the best round is reported: on a shared machine noise only
-ever lowers a figure. With several rounds the ratio column also gives the median of the per-round
-ratios ("paired": the two runs of a round are adjacent in time and saw the same background load).
-The server's CPU use during the window (its process group, % of one core) and its CPU time per
-echoed message are shown too: on a small machine the load generator shares the CPUs, so CPU per
-message is the figure that tells which server does less work. "other CPU" is what the rest of the
-machine used during the window (other users' builds): a large value marks a noisy figure. Results also go to build/bench/results.json and build/bench/results.md.
+It builds nothing: `make bench` builds build/bench/{loadgen,goecho,c_echo_server,epoll_echo_server,
+cpp_echo_server} and the library first. It writes a test PKI into a temporary directory (with
+`c_echo_server -gencerts`, i.e. tcp_generate_certs), then measures every server entry in every
+configuration it takes part in, side by side, with the same load generator (build/bench/loadgen):
+
+    d16      64-byte messages, 50 connections, 16 in flight each (pipelined)
+    d1       64-byte messages, 50 connections, 1 in flight each (request/response)
+    16k      16 KiB messages, 50 connections, 4 in flight each
+    connect  16 workers, each repeating: connect, one 64-byte echo, close (conns/s; tcp only)
+
+over plain TCP and mutual TLS 1.3 (client certificate required). Rounds are interleaved (the entry
+order alternates between rounds) and every figure is the MEDIAN over the rounds; the ratio to the
+entry's baseline is the ratio of the medians, and the "paired" median is the median of the per-round
+ratios (the two runs of a round are adjacent in time and saw the same background load).
+
+CPU: the server's CPU time during the measured window (utime + stime of its process group, from
+/proc/PID/stat) per echoed message ("CPU us/msg") -- the figure that does not depend on the load
+generator sharing the 2 CPUs. /proc/stat is sampled too: "steal" (time the hypervisor gave our
+vCPUs away) and "other" (what the rest of the machine used: other people's builds), both in % of one
+CPU. A run whose steal or other CPU exceeds --max-steal / --max-other is DISTURBED and is repeated,
+up to --retries times; the least disturbed attempt counts, and every attempt is kept in the JSON.
+
+After the rounds, the Python round-trip scenario (bench/python_rtt.py): 1000 sequential 64-byte
+request/response round trips on one connection to the C epoll echo server, from tcpgo's sync client,
+tcpgo.aio and asyncio streams (and uvloop streams where installed), under python3 and under
+/usr/bin/python3 (Debian's, the one python3-uvloop is for).
+
+Results: build/bench/results.json (everything, every attempt) and build/bench/results.md (tables).
+bench/goals.py turns results.json (and scale.json from bench/scale.py) into the table of issue 10's
+goals.
 
 EXTENSION POINT -- adding rows
 ------------------------------
@@ -24,57 +41,72 @@ Its header comments (within the first 30 lines) describe it:
 
     # bench-name: asyncio           unique id (used by --only and bench-baseline)
     # bench-label: Python asyncio   text of the table's server column (default: the name)
-    # bench-baseline: go-stdlib     optional: the ratio column is msgs/s / msgs/s of that entry
-    #                               (same transport, same run)
-    # bench-goal: 0.8               optional: the ratio it should reach (reported, not enforced)
-    # bench-order: 30               optional: row order, default 50 (c-abi 10, go-stdlib 20)
+    # bench-baseline: go-stdlib     optional: the ratio columns compare with that entry (same
+    #                               transport and configuration, same run); per transport:
+    #                               `tcp=c-epoll tls=go-stdlib`
+    # bench-goal: 0.8               optional: the msgs/s ratio it should reach (shown, not enforced)
+    # bench-order: 30               optional: row order, default 50 (c-epoll 5, c-abi 10, ...)
     # bench-transports: tcp tls     optional: default "tcp tls"
+    # bench-configs: d16 d1 16k connect scale
+    #                               optional: the configurations it takes part in (default d16);
+    #                               `scale` is bench/scale.py's idle-connection scenario
 
 It is run as `bash ENTRY TRANSPORT` (TRANSPORT = tcp or tls) from the repository root with these
 environment variables:
 
     TCPGO_ROOT      absolute path of the repository
-    TCPGO_BUILD     absolute path of build/
-    TCPGO_LIBRARY   absolute path of build/lib/libtcpserver.so
+    TCPGO_BUILD     absolute path of the build directory (build/ or BUILD=...)
+    TCPGO_LIBRARY   absolute path of $TCPGO_BUILD/lib/libtcpserver.so
     BENCH_CERTS     directory with ca.pem, server.pem, server.key, client.pem, client.key
-    BENCH_TRANSPORT the transport again
 
 and must:
-  * listen on 127.0.0.1 (a port chosen by the system) and echo every byte it receives; messages
-    are 64-byte lines ending in '\\n';
+  * listen on 127.0.0.1 (a port chosen by the system) and echo every '\\n'-terminated message it
+    receives (64 bytes to 16 KiB);
   * for tls: serve TLS with $BENCH_CERTS/server.pem + server.key and require a client certificate
     signed by $BENCH_CERTS/ca.pem (mutual TLS; the load generator presents client.pem);
   * print `PORT n` as its first line on stdout (within 20 s), or `SKIP reason` and exit when it
     cannot run here (e.g. an optional module is missing) -- the row then shows the reason;
   * run until its stdin reaches end of file or it gets SIGTERM (the driver closes stdin, then
     sends SIGTERM to its process group after 5 s, SIGKILL after 3 s more). Use `exec` for the
-    server process so that it is the process the driver talks to.
+    server process so that it is the process the driver measures.
+  * with `scale` in bench-configs: hold 19,000 connections (raise RLIMIT_NOFILE, lift any
+    connection limit).
 
 To add prerequisites to the run (things to build first), add them to the `bench-c` target in your
 mk/<part>.mk: `bench-c: my-prerequisite`.
 
-Usage: bench/run.py [--duration 3s] [--warmup 1s] [--rounds 2] [--only c-abi,go-stdlib]
-                    [--transports tcp,tls] [--conns 50] [--inflight 16] [--size 64]
-Exit status: 0 when every run measured without errors, 1 otherwise (the table is printed anyway).
+Usage: bench/run.py [--duration 2s] [--warmup 1s] [--rounds 3] [--only c-abi,c-epoll]
+                    [--configs d16,d1,16k,connect] [--transports tcp,tls] [--no-rtt]
+                    [--max-steal 10] [--max-other 25] [--retries 2] [--build build/perfbench]
+Exit status: 0 when every run measured without errors, 1 otherwise (the tables are printed anyway).
 """
 
 import argparse
-import datetime
-import glob
 import json
 import os
-import platform
 import re
-import selectors
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import ROOT, fmt_rate  # noqa: E402
+
+# The load of each configuration (loadgen flags).
+CONFIGS = {
+    "d16": {"title": "64 B, 50 connections x 16 in flight", "size": 64, "conns": 50, "inflight": 16},
+    "d1": {"title": "64 B, 50 connections x 1 in flight", "size": 64, "conns": 50, "inflight": 1},
+    "16k": {"title": "16 KiB, 50 connections x 4 in flight", "size": 16384, "conns": 50, "inflight": 4},
+    "connect": {"title": "connect + one 64 B echo + close, 16 workers", "size": 64, "conns": 16,
+                "inflight": 1, "mode": "connect", "transports": ["tcp"],
+                # 64 source addresses x ~28k ports: TIME_WAIT of earlier runs never runs out of ports
+                "src": "127.0.1.2-127.0.1.65"},
+}
+CONFIG_ORDER = ["d16", "d1", "16k", "connect"]
 
 
 def parse_duration(text):
@@ -85,135 +117,36 @@ def parse_duration(text):
     return v / 1000 if m.group(2) == "ms" else v
 
 
-class Entry:
-    def __init__(self, path):
-        self.path = path
-        self.name = os.path.basename(path)[: -len(".bench.sh")]
-        self.label = None
-        self.baseline = None
-        self.goal = None
-        self.order = 50
-        self.transports = ["tcp", "tls"]
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if i >= 30:
-                    break
-                m = re.match(r"#\s*bench-([a-z]+):\s*(.*?)\s*$", line)
-                if not m:
-                    continue
-                key, val = m.groups()
-                if key == "name":
-                    self.name = val
-                elif key == "label":
-                    self.label = val
-                elif key == "baseline":
-                    self.baseline = val or None
-                elif key == "goal":
-                    self.goal = float(val)
-                elif key == "order":
-                    self.order = int(val)
-                elif key == "transports":
-                    self.transports = val.split()
-        self.label = self.label or self.name
-
-
-def discover(only):
-    paths = sorted(set(glob.glob(os.path.join(ROOT, "bench", "*.bench.sh"))
-                       + glob.glob(os.path.join(ROOT, "bench", "*", "*.bench.sh"))))
-    entries = [Entry(p) for p in paths]
-    names = [e.name for e in entries]
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        sys.exit("bench: duplicate bench-name: %s" % ", ".join(sorted(dup)))
-    if only:
-        unknown = set(only) - set(names)
-        if unknown:
-            sys.exit("bench: no entry named %s (have: %s)" % (", ".join(sorted(unknown)), ", ".join(names)))
-        entries = [e for e in entries if e.name in only]
-    entries.sort(key=lambda e: (e.order, e.name))
-    return entries
-
-
-def read_line(proc, timeout):
-    """First stdout line of proc, or None after timeout or EOF."""
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                return None
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                return buf.decode(errors="replace").strip() or None
-            buf += chunk
-    finally:
-        sel.close()
-    return buf.split(b"\n", 1)[0].decode(errors="replace").strip()
-
-
-def stop_server(proc):
-    """Close stdin, then SIGTERM, then SIGKILL the entry's process group."""
-    try:
-        proc.stdin.close()
-    except OSError:
-        pass
-    for sig, wait in ((None, 5), (signal.SIGTERM, 3), (signal.SIGKILL, 3)):
-        if sig is not None:
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-        try:
-            return proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-    return None
-
-
-def tail(path, n=5):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = [l.rstrip() for l in f if l.strip()]
-        return lines[-n:]
-    except OSError:
-        return []
-
-
-def run_one(entry, transport, args, env, tmp, loadgen, certs, seq):
+def run_once(entry, transport, cfg, args, env, tmp, loadgen, certs, seq):
+    """One measurement of one entry: start it, load it, stop it."""
     res = {"name": entry.name, "transport": transport, "ok": False}
     errpath = os.path.join(tmp, "%03d-%s-%s.stderr" % (seq, entry.name, transport))
-    with open(errpath, "wb") as errf:
-        proc = subprocess.Popen(["bash", entry.path, transport], cwd=ROOT, env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errf,
-                                start_new_session=True)
+    srv = benchlib.Server(entry, transport, env, errpath)
     try:
-        first = read_line(proc, 20)
-        if first and first.startswith("SKIP"):
-            res["skip"] = first[4:].strip() or "skipped"
+        if srv.skip:
+            res["skip"] = srv.skip
             return res
-        m = re.fullmatch(r"PORT (\d+)", first or "")
-        if not m:
-            res["error"] = "server did not print PORT n (got %r)" % first
+        if srv.error:
+            res["error"] = srv.error
             return res
-        cmd = [loadgen, "-addr", "127.0.0.1:" + m.group(1), "-conns", str(args.conns),
-               "-inflight", str(args.inflight), "-size", str(args.size),
+        cmd = [loadgen, "-addr", "127.0.0.1:%d" % srv.port, "-conns", str(cfg["conns"]),
+               "-inflight", str(cfg["inflight"]), "-size", str(cfg["size"]),
                "-duration", "%gs" % args.duration, "-warmup", "%gs" % args.warmup]
+        if cfg.get("mode"):
+            cmd += ["-mode", cfg["mode"]]
+        if cfg.get("src"):
+            cmd += ["-src", cfg["src"]]
         if transport == "tls":
             cmd += ["-tls", "-ca", os.path.join(certs, "ca.pem"),
                     "-cert", os.path.join(certs, "client.pem"),
                     "-key", os.path.join(certs, "client.key")]
         lgp = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # CPU time of the server's process group and of loadgen during the
-        # measurement window (approximately: the window starts after the
-        # connections are up, a few ms after loadgen starts).
+        # The window starts after the connections are up, a few ms after loadgen starts.
         t0 = time.monotonic()
         time.sleep(args.warmup + 0.05)
-        c0 = (group_cpu(proc.pid), group_cpu(lgp.pid, pgrp=False), time.monotonic(), busy_cpu())
+        win = benchlib.Window(srv.pid, [lgp.pid])
         time.sleep(max(0.0, t0 + args.warmup + args.duration - 0.05 - time.monotonic()))
-        c1 = (group_cpu(proc.pid), group_cpu(lgp.pid, pgrp=False), time.monotonic(), busy_cpu())
+        res.update(win.finish())
         try:
             out, err = lgp.communicate(timeout=args.duration + args.warmup + 40)
         except subprocess.TimeoutExpired:
@@ -221,125 +154,243 @@ def run_one(entry, transport, args, env, tmp, loadgen, certs, seq):
             lgp.communicate()
             res["error"] = "loadgen did not finish"
             return res
-        lg = subprocess.CompletedProcess(cmd, lgp.returncode, out, err)
-        wall = c1[2] - c0[2]
-        if wall > 0:
-            res["server_cpu_pct"] = round(100 * (c1[0] - c0[0]) / wall, 1)
-            res["loadgen_cpu_pct"] = round(100 * (c1[1] - c0[1]) / wall, 1)
-            # Everything else the machine did meanwhile (other users' builds...).
-            other = (c1[3] - c0[3]) - (c1[0] - c0[0]) - (c1[1] - c0[1])
-            res["other_cpu_pct"] = round(max(0.0, 100 * other / wall), 1)
-        lines = [l for l in lg.stdout.splitlines() if l.startswith("{")]
+        lines = [l for l in out.splitlines() if l.startswith("{")]
         if not lines:
             res["error"] = "loadgen printed no result (exit %d): %s" % (
-                lg.returncode, " | ".join(lg.stderr.strip().splitlines()[-3:]))
+                lgp.returncode, " | ".join(err.strip().splitlines()[-3:]))
             return res
         res.update(json.loads(lines[-1]))
         if res["errors"]:
-            res["error"] = "%d errors: %s" % (res["errors"], " | ".join(lg.stderr.strip().splitlines()[:2]))
+            res["error"] = "%d errors: %s" % (res["errors"], " | ".join(err.strip().splitlines()[:2]))
         res["ok"] = res["errors"] == 0 and res["msgs"] > 0
         if res.get("server_cpu_pct") is not None and res["msgs_per_s"] > 0:
-            # server CPU microseconds per echoed message
-            res["server_cpu_us_per_msg"] = round(res["server_cpu_pct"] / 100 * 1e6 / res["msgs_per_s"], 2)
+            res["server_cpu_us_per_msg"] = round(res["server_cpu_pct"] / 100 * 1e6 / res["msgs_per_s"], 3)
         return res
     finally:
-        rc = stop_server(proc)
-        if proc.stdout:
-            proc.stdout.close()
+        rc = srv.stop()
         res["server_exit"] = rc
-        if not res["ok"] and "skip" not in res:
-            res["server_stderr"] = tail(errpath)
-        elif rc not in (0, -signal.SIGTERM, 143):
-            res["server_stderr"] = tail(errpath)
+        if (not res["ok"] and "skip" not in res) or rc not in (0, -15, 143, None):
+            res["server_stderr"] = srv.stderr_tail()
 
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+def disturbance(r, args):
+    """Why a run counts as disturbed, or None."""
+    why = []
+    if r.get("steal_pct", 0) > args.max_steal:
+        why.append("steal %.0f%%" % r["steal_pct"])
+    if r.get("other_cpu_pct", 0) > args.max_other:
+        why.append("other CPU %.0f%%" % r["other_cpu_pct"])
+    return ", ".join(why) or None
 
 
-def group_cpu(pid, pgrp=True):
-    """CPU seconds (user + system) used so far by the processes of process
-    group pid (or by process pid alone)."""
-    total = 0
-    pids = [pid]
-    if pgrp:
-        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
-    for p in pids:
-        try:
-            with open("/proc/%d/stat" % p, "rb") as f:
-                st = f.read().decode(errors="replace")
-        except OSError:
+def run_with_retries(entry, transport, cfgname, args, env, tmp, loadgen, certs, counter):
+    """Runs once, again while disturbed (up to args.retries more); returns the
+    attempt that counts (least steal + other CPU) with every attempt inside."""
+    attempts = []
+    for _ in range(args.retries + 1):
+        counter[0] += 1
+        r = run_once(entry, transport, CONFIGS[cfgname], args, env, tmp, loadgen, certs, counter[0])
+        r["disturbed"] = disturbance(r, args)
+        attempts.append(r)
+        if "skip" in r or not r["disturbed"] or "msgs_per_s" not in r:
+            break
+        print("      disturbed (%s), repeating" % r["disturbed"], flush=True)
+    measured = [a for a in attempts if "msgs_per_s" in a] or attempts
+    best = min(measured, key=lambda a: a.get("steal_pct", 0) + a.get("other_cpu_pct", 0))
+    best = dict(best)
+    best["attempts"] = len(attempts)
+    best["all_attempts"] = [{k: a.get(k) for k in ("msgs_per_s", "server_cpu_us_per_msg", "steal_pct",
+                                                   "other_cpu_pct", "disturbed")} for a in attempts]
+    return best
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(runs, entries, cfgname, transports, rounds):
+    """One row per (entry, transport) of a configuration: medians over rounds
+    and the ratios to the entry's baseline."""
+    rows = []
+    by = {}
+    for r in runs:
+        if r["config"] == cfgname:
+            by.setdefault((r["name"], r["transport"]), []).append(r)
+
+    def med(name, transport, key):
+        return median(r.get(key) for r in by.get((name, transport), []) if r.get("ok"))
+
+    for transport in transports:
+        for e in entries:
+            mine = by.get((e.name, transport))
+            if not mine:
+                continue
+            row = {"config": cfgname, "name": e.name, "server": e.label, "transport": transport,
+                   "msgs_per_s": med(e.name, transport, "msgs_per_s"),
+                   "server_cpu_us_per_msg": med(e.name, transport, "server_cpu_us_per_msg"),
+                   "p50_us": med(e.name, transport, "p50_us"), "p99_us": med(e.name, transport, "p99_us"),
+                   "server_cpu_pct": med(e.name, transport, "server_cpu_pct"),
+                   "rounds": [r.get("msgs_per_s") for r in mine],
+                   "cpu_rounds": [r.get("server_cpu_us_per_msg") for r in mine],
+                   "steal_pct": [r.get("steal_pct") for r in mine],
+                   "other_cpu_pct": [r.get("other_cpu_pct") for r in mine],
+                   "retries": sum(r.get("attempts", 1) - 1 for r in mine),
+                   "disturbed": sum(1 for r in mine if r.get("disturbed")),
+                   "errors": sum(r.get("errors", 0) for r in mine),
+                   "ok": all(r.get("ok") for r in mine),
+                   "skip": next((r["skip"] for r in mine if "skip" in r), None),
+                   "baseline": e.baseline(transport), "goal": e.goal}
+            base = row["baseline"]
+            if base and (base, transport) in by:
+                bm = med(base, transport, "msgs_per_s")
+                bc = med(base, transport, "server_cpu_us_per_msg")
+                if bm and row["msgs_per_s"] is not None:
+                    row["ratio"] = row["msgs_per_s"] / bm
+                if bc and row["server_cpu_us_per_msg"] is not None:
+                    row["cpu_ratio"] = row["server_cpu_us_per_msg"] / bc
+                paired, cpaired = [], []
+                for rnd in range(1, rounds + 1):
+                    a = [r for r in mine if r["round"] == rnd and r.get("ok")]
+                    b = [r for r in by[(base, transport)] if r["round"] == rnd and r.get("ok")]
+                    if a and b:
+                        paired.append(a[0]["msgs_per_s"] / b[0]["msgs_per_s"])
+                        if a[0].get("server_cpu_us_per_msg") and b[0].get("server_cpu_us_per_msg"):
+                            cpaired.append(a[0]["server_cpu_us_per_msg"] / b[0]["server_cpu_us_per_msg"])
+                row["paired_ratios"] = [round(x, 3) for x in paired]
+                row["paired_median"] = median(paired)
+                row["cpu_paired_median"] = median(cpaired)
+            rows.append(row)
+    return rows
+
+
+def table(rows, cfgname):
+    unit = "conns/s" if cfgname == "connect" else "msgs/s"
+    per = "CPU us/conn" if cfgname == "connect" else "CPU us/msg"
+    head = ["server", "transport", unit, "p50 us", "p99 us", per, "vs baseline (%s, CPU)" % unit,
+            "steal %", "other %", "rounds (%s)" % unit]
+    out = []
+    for row in rows:
+        if row["skip"]:
+            out.append([row["server"], row["transport"], "skipped", "", "", "", "", "", "", row["skip"]])
             continue
-        fields = st[st.rindex(")") + 2:].split()
-        # fields[0] is field 3 (state): pgrp is field 5, utime 14, stime 15
-        if pgrp and int(fields[2]) != pid:
+        if row["msgs_per_s"] is None:
+            out.append([row["server"], row["transport"], "FAILED", "", "", "", "", "", "", "see the log"])
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
+        ratio = ""
+        if row.get("ratio") is not None:
+            ratio = "%.2fx %s" % (row["ratio"], row["baseline"])
+            if row.get("cpu_ratio") is not None:
+                ratio += ", CPU %.2fx" % row["cpu_ratio"]
+            if len(row.get("paired_ratios", [])) > 1:
+                ratio += " (paired %.2f)" % row["paired_median"]
+        rounds = "/".join("-" if v is None else "%.0fk" % (v / 1000) if v >= 10000 else "%.1fk" % (v / 1000)
+                          for v in row["rounds"])
+        if row["retries"]:
+            rounds += " (%d repeated)" % row["retries"]
+        if row["disturbed"]:
+            rounds += " %d DISTURBED" % row["disturbed"]
+        if row["errors"]:
+            rounds += " %d errors" % row["errors"]
+        rng = lambda xs: "-" if not [x for x in xs if x is not None] else (
+            "%.0f-%.0f" % (min(x for x in xs if x is not None), max(x for x in xs if x is not None)))
+        out.append([row["server"], row["transport"], fmt_rate(row["msgs_per_s"]),
+                    "%.0f" % row["p50_us"] if row["p50_us"] is not None else "-",
+                    "%.0f" % row["p99_us"] if row["p99_us"] is not None else "-",
+                    "%.2f" % row["server_cpu_us_per_msg"] if row["server_cpu_us_per_msg"] else "-",
+                    ratio, rng(row["steal_pct"]), rng(row["other_cpu_pct"]), rounds])
+    return benchlib.render_table(head, out, right={2, 3, 4, 5, 7, 8})
 
 
-def busy_cpu():
-    """CPU seconds the whole machine spent busy (all CPUs, not idle)."""
-    with open("/proc/stat", encoding="ascii") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return (sum(v[:8]) - idle) / CLK_TCK
-
-
-def machine_info():
-    info = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-            "nproc": os.cpu_count(), "kernel": platform.release()}
+def run_rtt(args, env, tmp, build, certs):
+    """bench/python_rtt.py against the C epoll echo, under each interpreter."""
+    epoll = [e for e in benchlib.discover() if e.name == "c-epoll"]
+    if not epoll:
+        return [{"error": "no c-epoll entry"}]
+    results = []
+    srv = benchlib.Server(epoll[0], "tcp", env, os.path.join(tmp, "rtt-server.stderr"))
     try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        m = re.search(r"^Model name:\s*(.+)$", out, re.M)
-        info["cpu"] = m.group(1).strip() if m else "?"
-    except (OSError, subprocess.SubprocessError):
-        info["cpu"] = "?"
-    try:
-        info["go"] = subprocess.run([os.environ.get("GO", "go"), "version"], capture_output=True,
-                                    text=True, timeout=30).stdout.strip().replace("go version ", "")
-    except (OSError, subprocess.SubprocessError):
-        info["go"] = "?"
-    info["python"] = platform.python_version()
-    return info
+        if srv.port is None:
+            return [{"error": srv.error or srv.skip}]
+        pyenv = dict(env)
+        pyenv["PYTHONPATH"] = os.pathsep.join(
+            [os.path.join(ROOT, "bindings", "python")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        pythons = [sys.executable]
+        if os.path.exists("/usr/bin/python3") and \
+                os.path.realpath("/usr/bin/python3") != os.path.realpath(sys.executable):
+            pythons.append("/usr/bin/python3")
+        for py in pythons:
+            win = benchlib.Window(srv.pid)
+            p = subprocess.run([py, os.path.join(ROOT, "bench", "python_rtt.py"), "--port", str(srv.port),
+                                "--count", str(args.rtt_count), "--repeat", str(args.rtt_repeat)],
+                               env=pyenv, capture_output=True, text=True, timeout=600)
+            w = win.finish()
+            for line in p.stdout.splitlines():
+                if line.startswith("{"):
+                    r = json.loads(line)
+                    r["steal_pct"] = w.get("steal_pct")
+                    r["other_cpu_pct"] = w.get("other_cpu_pct")
+                    results.append(r)
+            if p.returncode != 0:
+                results.append({"executable": py, "error": "exit %d: %s" % (
+                    p.returncode, " | ".join(p.stderr.strip().splitlines()[-3:]))})
+    finally:
+        srv.stop()
+    return results
 
 
-def loadavg():
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return -1.0
-
-
-def fmt_rate(v):
-    return "{:,.0f}".format(v) if v is not None else "-"
+def rtt_table(results):
+    head = ["client", "python", "1000 round trips, s (median)", "us/round trip", "client CPU s",
+            "repeats (s)", "steal %"]
+    rows = []
+    for r in results:
+        py = "%s (%s)" % (r.get("executable", "?"), r.get("python", "?"))
+        if "skip" in r or "error" in r:
+            rows.append([r.get("label", "?"), py, "skipped" if "skip" in r else "FAILED", "", "", "",
+                         r.get("skip") or r.get("error")])
+            continue
+        rows.append([r["label"], py, "%.3f" % r["median_s"], "%.0f" % r["us_per_rtt"],
+                     "%.3f" % r["median_cpu_s"], "/".join("%.3f" % s for s in r["seconds"]),
+                     "%.0f" % (r.get("steal_pct") or 0)])
+    return benchlib.render_table(head, rows, right={2, 3, 4, 6})
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     def env_or(name, default):
         return os.environ.get(name) or default
 
-    ap.add_argument("--duration", type=parse_duration, default=parse_duration(env_or("BENCH_DURATION", "3s")))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=parse_duration, default=parse_duration(env_or("BENCH_DURATION", "2s")))
     ap.add_argument("--warmup", type=parse_duration, default=parse_duration(env_or("BENCH_WARMUP", "1s")))
-    ap.add_argument("--rounds", type=int, default=int(env_or("BENCH_ROUNDS", "2")))
+    ap.add_argument("--rounds", type=int, default=int(env_or("BENCH_ROUNDS", "3")))
     ap.add_argument("--only", default=env_or("BENCH_ONLY", ""), help="comma-separated entry names")
+    ap.add_argument("--configs", default=env_or("BENCH_CONFIGS", ",".join(CONFIG_ORDER)))
     ap.add_argument("--transports", default=env_or("BENCH_TRANSPORTS", "tcp,tls"))
-    ap.add_argument("--conns", type=int, default=50)
-    ap.add_argument("--inflight", type=int, default=16)
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--max-steal", type=float, default=float(env_or("BENCH_MAX_STEAL", "10")),
+                    help="%% of one CPU stolen above which a run is repeated (default 10)")
+    ap.add_argument("--max-other", type=float, default=float(env_or("BENCH_MAX_OTHER", "25")),
+                    help="%% of one CPU used by other processes above which a run is repeated (default 25)")
+    ap.add_argument("--retries", type=int, default=int(env_or("BENCH_RETRIES", "2")))
+    ap.add_argument("--no-rtt", action="store_true", help="skip the Python round-trip scenario")
+    ap.add_argument("--rtt-count", type=int, default=1000)
+    ap.add_argument("--rtt-repeat", type=int, default=int(env_or("BENCH_RTT_REPEAT", "5")))
+    ap.add_argument("--build", default=env_or("BENCH_BUILD", os.path.join(ROOT, "build")))
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     transports = [t for t in args.transports.replace(",", " ").split() if t]
+    configs = [c for c in args.configs.replace(",", " ").split() if c]
+    for c in configs:
+        if c not in CONFIGS:
+            sys.exit("bench: unknown configuration %r (have %s)" % (c, ", ".join(CONFIG_ORDER)))
     only = [n for n in args.only.replace(",", " ").split() if n]
 
-    loadgen = os.path.join(build, "bench", "loadgen")
-    cecho = os.path.join(build, "bench", "c_echo_server")
-    lib = os.path.join(build, "lib", "libtcpserver.so")
-    for p in (loadgen, cecho, lib):
+    bench = os.path.join(build, "bench")
+    loadgen = os.path.join(bench, "loadgen")
+    cecho = os.path.join(bench, "c_echo_server")
+    for p in (loadgen, cecho, os.path.join(build, "lib", "libtcpserver.so")):
         if not os.path.exists(p):
-            sys.exit("bench: %s is missing; run `make bench`" % os.path.relpath(p, ROOT))
-    entries = discover(only)
+            sys.exit("bench: %s is missing; run `make bench`" % p)
+    entries = benchlib.discover(only)
     if not entries:
         sys.exit("bench: no server entries")
 
@@ -347,148 +398,87 @@ def main():
     try:
         certs = os.path.join(tmp, "certs")
         os.mkdir(certs)
-        gen = subprocess.run([cecho, "-gencerts", certs], capture_output=True, text=True, timeout=60)
-        if gen.returncode != 0:
-            sys.exit("bench: generating certificates failed: " + gen.stderr.strip())
-        env = dict(os.environ, TCPGO_ROOT=ROOT, TCPGO_BUILD=build, TCPGO_LIBRARY=lib,
-                   BENCH_CERTS=certs)
-
-        info = machine_info()
-        info["load_before"] = loadavg()
-        print("tcpgo echo benchmark: %s, %d conns x %d in flight, %d-byte messages, "
-              "%gs warm-up + %gs measured, best of %d round(s)"
-              % (", ".join(e.name for e in entries), args.conns, args.inflight, args.size,
-                 args.warmup, args.duration, args.rounds))
-        print("machine: %s, %s CPUs (nproc), Linux %s, %s, load average %.2f"
-              % (info["cpu"], info["nproc"], info["kernel"], info["go"], info["load_before"]))
-        sys.stdout.flush()
+        benchlib.make_certs(cecho, certs)
+        env = benchlib.entry_env(build, certs)
+        info = benchlib.machine_info()
+        started = time.monotonic()
+        print("tcpgo echo benchmark: configurations %s; %d round(s) of %gs warm-up + %gs measured; "
+              "median of the rounds; runs with steal > %g%% or other CPU > %g%% repeated up to %d times"
+              % (", ".join(configs), args.rounds, args.warmup, args.duration, args.max_steal,
+                 args.max_other, args.retries))
+        print("machine: %s, %s CPUs, Linux %s, %s, commit %s, load average %.2f"
+              % (info["cpu"], info["nproc"], info["kernel"], info["go"], info["commit"], info["load_before"]),
+              flush=True)
 
         runs = []
-        seq = 0
-        for rnd in range(args.rounds):
-            for transport in transports:
-                order = entries if rnd % 2 == 0 else list(reversed(entries))
-                for e in order:
-                    if transport not in e.transports:
+        counter = [0]
+        for rnd in range(1, args.rounds + 1):
+            for cfgname in configs:
+                cfg = CONFIGS[cfgname]
+                for transport in transports:
+                    if transport not in cfg.get("transports", ["tcp", "tls"]):
                         continue
-                    seq += 1
-                    r = run_one(e, transport, args, env, tmp, loadgen, certs, seq)
-                    r["round"] = rnd + 1
-                    runs.append(r)
-                    if "skip" in r:
-                        status = "skipped: " + r["skip"]
-                    elif "msgs_per_s" in r:
-                        status = "%s msgs/s  p50 %.0f us  p99 %.0f us  CPU: server %s%% loadgen %s%% other %s%%" % (
-                            fmt_rate(r["msgs_per_s"]), r["p50_us"], r["p99_us"],
-                            r.get("server_cpu_pct", "?"), r.get("loadgen_cpu_pct", "?"),
-                            r.get("other_cpu_pct", "?"))
-                    else:
-                        status = "FAILED"
-                    if r.get("error"):
-                        status += "  (" + r["error"] + ")"
-                    print("  round %d  %-4s %-14s %s" % (rnd + 1, transport, e.name, status))
-                    for l in r.get("server_stderr", []):
-                        print("      server: " + l)
-                    sys.stdout.flush()
+                    order = [e for e in entries if cfgname in e.configs and transport in e.transports]
+                    if rnd % 2 == 0:
+                        order.reverse()
+                    for e in order:
+                        r = run_with_retries(e, transport, cfgname, args, env, tmp, loadgen, certs, counter)
+                        r["round"] = rnd
+                        r["config"] = cfgname
+                        runs.append(r)
+                        if "skip" in r:
+                            status = "skipped: " + r["skip"]
+                        elif "msgs_per_s" in r:
+                            status = "%s %s  CPU %s us  p50 %.0f us  server %s%% loadgen %s%% other %s%% steal %s%%" % (
+                                fmt_rate(r["msgs_per_s"]), "conns/s" if cfgname == "connect" else "msgs/s",
+                                r.get("server_cpu_us_per_msg", "?"), r["p50_us"], r.get("server_cpu_pct", "?"),
+                                r.get("loadgen_cpu_pct", "?"), r.get("other_cpu_pct", "?"), r.get("steal_pct", "?"))
+                        else:
+                            status = "FAILED"
+                        if r.get("error"):
+                            status += "  (" + r["error"] + ")"
+                        print("  round %d %-7s %-4s %-16s %s" % (rnd, cfgname, transport, e.name, status),
+                              flush=True)
+                        for l in r.get("server_stderr", []):
+                            print("      server: " + l)
 
-        # Best round per (entry, transport).
-        best = {}
-        for r in runs:
-            key = (r["name"], r["transport"])
-            cur = best.get(key)
-            if "msgs_per_s" in r and (cur is None or "msgs_per_s" not in cur
-                                      or r["msgs_per_s"] > cur["msgs_per_s"]):
-                best[key] = r
-            elif cur is None:
-                best[key] = r
-        rows = []
-        for transport in transports:
-            for e in entries:
-                b = best.get((e.name, transport))
-                if b is None:
-                    continue
-                all_rates = [r["msgs_per_s"] for r in runs
-                             if r["name"] == e.name and r["transport"] == transport and "msgs_per_s" in r]
-                row = {"server": e.label, "name": e.name, "transport": transport,
-                       "msgs_per_s": b.get("msgs_per_s"), "p50_us": b.get("p50_us"),
-                       "p99_us": b.get("p99_us"), "server_cpu_pct": b.get("server_cpu_pct"),
-                       "server_cpu_us_per_msg": b.get("server_cpu_us_per_msg"),
-                       "loadgen_cpu_pct": b.get("loadgen_cpu_pct"),
-                       "other_cpu_pct": b.get("other_cpu_pct"), "errors": sum(r.get("errors", 0) for r in runs
-                                                                if r["name"] == e.name and r["transport"] == transport),
-                       "rounds": all_rates, "skip": b.get("skip"), "ok": all(
-                           r["ok"] for r in runs if r["name"] == e.name and r["transport"] == transport)}
-                ratio = None
-                base = best.get((e.baseline, transport)) if e.baseline else None
-                if base and base.get("msgs_per_s") and b.get("msgs_per_s") is not None:
-                    ratio = b["msgs_per_s"] / base["msgs_per_s"]
-                # Ratio of the two runs of the same round (adjacent in time,
-                # so they saw the same background load), median over rounds.
-                paired = []
-                for rnd in range(1, args.rounds + 1):
-                    mine = [r for r in runs if r["name"] == e.name and r["transport"] == transport
-                            and r["round"] == rnd and r.get("msgs_per_s")]
-                    theirs = [r for r in runs if r["name"] == e.baseline and r["transport"] == transport
-                              and r["round"] == rnd and r.get("msgs_per_s")]
-                    if mine and theirs:
-                        paired.append(mine[0]["msgs_per_s"] / theirs[0]["msgs_per_s"])
-                row["baseline"] = e.baseline
-                row["ratio"] = ratio
-                row["paired_ratios"] = [round(x, 3) for x in paired]
-                row["paired_median"] = statistics.median(paired) if paired else None
-                row["goal"] = e.goal
-                rows.append(row)
+        rows = {c: summarize(runs, entries, c, transports, args.rounds) for c in configs}
+        rtt = [] if args.no_rtt else run_rtt(args, env, tmp, build, certs)
 
-        def cells(row):
-            if row["skip"]:
-                return [row["server"], row["transport"], "skipped", "", "", "", "", "", "", row["skip"]]
-            if row["msgs_per_s"] is None:
-                return [row["server"], row["transport"], "FAILED", "", "", "", "", "", "", "see the log above"]
-            ratio = ""
-            if row["ratio"] is not None:
-                ratio = "%.2fx %s" % (row["ratio"], row["baseline"])
-                if row["paired_median"] is not None and len(row["paired_ratios"]) > 1:
-                    ratio += ", paired median %.2f" % row["paired_median"]
-                if row["goal"] is not None:
-                    ratio += " (goal %.2f: %s)" % (row["goal"], "met" if row["ratio"] >= row["goal"] else "NOT met")
-            rounds = "/".join("%.0fk" % (v / 1000) for v in row["rounds"])
-            cpu = row["server_cpu_pct"]
-            per = row["server_cpu_us_per_msg"]
-            return [row["server"], row["transport"], fmt_rate(row["msgs_per_s"]),
-                    "%.0f" % row["p50_us"], "%.0f" % row["p99_us"], ratio,
-                    "-" if cpu is None else "%.0f%%" % cpu, "-" if per is None else "%.2f" % per,
-                    "-" if row["other_cpu_pct"] is None else "%.0f%%" % row["other_cpu_pct"],
-                    rounds + ("" if row["errors"] == 0 else "  %d errors" % row["errors"])]
+        md = ["Run of %s, commit %s, %s CPUs (%s), Linux %s, %s; %d round(s) of %gs (+%gs warm-up); "
+              "medians over the rounds." % (info["date"], info["commit"], info["nproc"], info["cpu"],
+                                            info["kernel"], info["go"], args.rounds, args.duration, args.warmup)]
+        for c in configs:
+            text, mdt = table(rows[c], c)
+            print("\n%s (%s)\n%s" % (c, CONFIGS[c]["title"], text))
+            md += ["", "**%s** -- %s" % (c, CONFIGS[c]["title"]), "", mdt]
+        if rtt:
+            text, mdt = rtt_table(rtt)
+            print("\nrtt (1000 sequential round trips, one connection, to the C epoll echo)\n" + text)
+            md += ["", "**rtt** -- %d sequential 64 B round trips on one connection (C epoll echo server), "
+                   "median of %d" % (args.rtt_count, args.rtt_repeat), "", mdt]
+        steals = [r.get("steal_pct") for r in runs if r.get("steal_pct") is not None]
+        summary = ("steal over all counted runs: median %.1f%%, max %.1f%% of one CPU; %d run(s) repeated, "
+                   "%d still disturbed; %.0f s in all" % (
+                       median(steals) or 0, max(steals or [0]), sum(r.get("attempts", 1) - 1 for r in runs),
+                       sum(1 for r in runs if r.get("disturbed")), time.monotonic() - started))
+        print("\nCPU us/msg: server CPU time (utime+stime) per echoed message (per connection for connect).\n"
+              "steal/other: % of one CPU (of " + str(info["nproc"]) + ") stolen by the hypervisor / used by "
+              "other processes during the window.\n" + summary)
+        md += ["", summary]
 
-        head = ["server", "transport", "msgs/s", "p50 us", "p99 us", "ratio", "server CPU",
-                "CPU us/msg", "other CPU", "rounds (msgs/s)"]
-        table = [head] + [cells(r) for r in rows]
-        widths = [max(len(t[i]) for t in table) for i in range(len(head))]
-        right = {2, 3, 4, 6, 7, 8}
-        print()
-        for i, t in enumerate(table):
-            print("  ".join(c.rjust(w) if j in right else c.ljust(w)
-                            for j, (c, w) in enumerate(zip(t, widths))).rstrip())
-            if i == 0:
-                print("  ".join("-" * w for w in widths))
-        print("server CPU: the server's processes during the window, %% of one CPU (of %s); CPU us/msg: that\n"
-              "time per echoed message; other CPU: what the rest of the machine used meanwhile (noise)."
-              % info["nproc"])
-
-        outdir = os.path.join(build, "bench")
-        with open(os.path.join(outdir, "results.json"), "w", encoding="utf-8") as f:
-            json.dump({"machine": info, "params": {"conns": args.conns, "inflight": args.inflight,
-                                                    "size": args.size, "duration_s": args.duration,
-                                                    "warmup_s": args.warmup, "rounds": args.rounds},
-                       "rows": rows, "runs": runs}, f, indent=1)
-        with open(os.path.join(outdir, "results.md"), "w", encoding="utf-8") as f:
-            f.write("| " + " | ".join(head) + " |\n")
-            f.write("|" + "|".join("---:" if j in right else "---" for j in range(len(head))) + "|\n")
-            for t in table[1:]:
-                f.write("| " + " | ".join(t) + " |\n")
-        print("results: %s, %s" % (os.path.relpath(os.path.join(outdir, "results.json"), ROOT),
-                                   os.path.relpath(os.path.join(outdir, "results.md"), ROOT)))
-        failed = [r for r in runs if not r["ok"] and "skip" not in r]
+        os.makedirs(bench, exist_ok=True)
+        with open(os.path.join(bench, "results.json"), "w", encoding="utf-8") as f:
+            json.dump({"machine": info, "command": " ".join(sys.argv),
+                       "params": {"duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
+                                  "max_steal": args.max_steal, "max_other": args.max_other,
+                                  "retries": args.retries, "configs": {c: CONFIGS[c] for c in configs}},
+                       "rows": [r for c in configs for r in rows[c]], "runs": runs, "rtt": rtt}, f, indent=1)
+        with open(os.path.join(bench, "results.md"), "w", encoding="utf-8") as f:
+            f.write("\n".join(md) + "\n")
+        print("results: %s, %s" % (os.path.join(bench, "results.json"), os.path.join(bench, "results.md")))
+        failed = [r for r in runs if not r.get("ok") and "skip" not in r]
+        failed += [r for r in rtt if "error" in r]
         return 1 if failed else 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tcpgo/tcpgo/bench/internal/benchnet"
 )
 
 type server struct {
@@ -133,6 +135,10 @@ func main() {
 		os.Exit(2)
 	}
 
+	// The scale scenario holds 19,000 connections.
+	if _, err := benchnet.RaiseFdLimit(); err != nil {
+		fmt.Fprintln(os.Stderr, "goecho: raising the descriptor limit:", err)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(*addr, strconv.Itoa(*port)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goecho:", err)

@@ -35,6 +35,13 @@
 // A connection reads and writes from one goroutine, so -inflight * -size
 // should stay well below the socket buffers (a few hundred KiB); the
 // watchdog turns the contrary into an error instead of a hang.
+//
+// With -mode connect each of the -conns workers repeats: connect (and TLS
+// handshake), send one message, read its echo, close. msgs_per_s (and
+// conns_per_s) then counts these iterations per second and the latencies
+// are those of a whole iteration. -src 127.0.0.2-127.0.0.17 spreads the
+// connections over those source addresses, so that the ~28k ephemeral ports
+// of one address (and their TIME_WAIT) do not limit the run.
 package main
 
 import (
@@ -52,6 +59,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpgo/tcpgo/bench/internal/benchnet"
 )
 
 const (
@@ -172,6 +181,8 @@ type options struct {
 	cert     string
 	key      string
 	verbose  bool
+	mode     string
+	src      string
 }
 
 // run holds what all connections share.
@@ -281,14 +292,10 @@ func (w *worker) ioError(r *run, err error) {
 	w.fail(fmt.Errorf("conn %d: %w", w.id, err))
 }
 
-func dial(opt *options, tlsCfg *tls.Config) (net.Conn, error) {
-	d := net.Dialer{Timeout: opt.timeout}
-	c, err := d.Dial("tcp", opt.addr)
+func dial(opt *options, d *benchnet.Dialer, tlsCfg *tls.Config) (net.Conn, error) {
+	c, err := d.Dial(opt.addr)
 	if err != nil {
 		return nil, err
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
 	}
 	if tlsCfg == nil {
 		return c, nil
@@ -345,6 +352,8 @@ type result struct {
 	Inflight int     `json:"inflight"`
 	Size     int     `json:"size"`
 	TLS      bool    `json:"tls"`
+	Mode     string  `json:"mode"`
+	ConnsPS  float64 `json:"conns_per_s,omitempty"`
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
@@ -372,20 +381,28 @@ func main() {
 	flag.StringVar(&opt.cert, "cert", "", "TLS: client certificate (PEM)")
 	flag.StringVar(&opt.key, "key", "", "TLS: client key (PEM)")
 	flag.BoolVar(&opt.verbose, "v", false, "print progress to stderr")
+	flag.StringVar(&opt.mode, "mode", "echo", "echo: pipelined echoes on long-lived connections; "+
+		"connect: connect, one echo, close, repeated")
+	flag.StringVar(&opt.src, "src", "", "source addresses to connect from, A or A-B (e.g. 127.0.0.2-127.0.0.17)")
 	flag.Parse()
+	sources, srcErr := benchnet.ParseRange(opt.src)
 	if flag.NArg() != 0 || opt.conns < 1 || opt.inflight < 1 || opt.size < minSize ||
-		opt.duration <= 0 || opt.warmup < 0 || opt.timeout <= 0 {
+		opt.duration <= 0 || opt.warmup < 0 || opt.timeout <= 0 || srcErr != nil ||
+		(opt.mode != "echo" && opt.mode != "connect") {
+		if srcErr != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", srcErr)
+		}
 		fmt.Fprintf(os.Stderr, "loadgen: bad arguments (need conns, inflight >= 1, size >= %d, duration, timeout > 0)\n", minSize)
 		flag.Usage()
 		os.Exit(2)
 	}
-	res := result{Conns: opt.conns, Inflight: opt.inflight, Size: opt.size, TLS: opt.useTLS}
+	res := result{Conns: opt.conns, Inflight: opt.inflight, Size: opt.size, TLS: opt.useTLS, Mode: opt.mode}
 
 	// Last resort: whatever happens, the process ends.
 	limit := opt.timeout + opt.warmup + opt.duration + opt.timeout + 10*time.Second
 	time.AfterFunc(limit, func() {
 		fmt.Fprintf(os.Stderr, "loadgen: run did not finish within %v, giving up\n", limit)
-		emit(result{Errors: opt.conns, Conns: opt.conns, Inflight: opt.inflight, Size: opt.size, TLS: opt.useTLS})
+		emit(result{Errors: opt.conns, Conns: opt.conns, Inflight: opt.inflight, Size: opt.size, TLS: opt.useTLS, Mode: opt.mode})
 		os.Exit(1)
 	})
 
@@ -404,6 +421,15 @@ func main() {
 	for i := range r.filler {
 		r.filler[i] = 'a' + byte(i%26)
 	}
+	dialer := benchnet.NewDialer(opt.timeout, sources)
+	if opt.mode == "connect" {
+		res = runConnect(r, dialer, tlsCfg, res)
+		emit(res)
+		if res.Errors > 0 || res.Msgs == 0 {
+			os.Exit(1)
+		}
+		return
+	}
 
 	// Connect everything first, concurrently.
 	workers := make([]*worker, opt.conns)
@@ -413,7 +439,7 @@ func main() {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c, err := dial(&opt, tlsCfg)
+			c, err := dial(&opt, dialer, tlsCfg)
 			if err != nil {
 				dialErrs[i] = err
 				return

@@ -4,9 +4,10 @@
 # See bench/run.py for the entry contract.
 # bench-name: c-abi
 # bench-label: C on libtcpserver.so
-# bench-baseline: go-stdlib
-# bench-goal: 0.8
+# bench-baseline: tcp=c-epoll tls=go-stdlib
+# bench-goal: 0.9
 # bench-order: 10
+# bench-configs: d16 d1 16k connect scale
 set -eu
 bin="$TCPGO_BUILD/bench/c_echo_server"
 case "$1" in

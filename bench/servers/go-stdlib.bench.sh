@@ -4,7 +4,9 @@
 # See bench/run.py for the entry contract.
 # bench-name: go-stdlib
 # bench-label: Go stdlib (goroutine/conn)
+# bench-baseline: tcp=c-epoll
 # bench-order: 20
+# bench-configs: d16 d1 16k connect scale
 set -eu
 bin="$TCPGO_BUILD/bench/goecho"
 case "$1" in
