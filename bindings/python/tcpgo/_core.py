@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import dataclasses
 import enum
+import inspect
 import logging
 import struct
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, TypeVar, Union)
 
 from . import _lib
 from .errors import Error, ErrorCode, NotRunningError, PeerError, SendError, StartError
@@ -29,6 +31,8 @@ EV_ESTABLISHED = 1
 EV_MESSAGE = 2
 EV_CLOSED = 3
 EV_ERROR = 4
+EV_READY = 5  # the send queue drained after a refused send
+EV_CONNECT = 6  # client: a reconnection attempt ended (client_id = attempt, code = start code)
 HEADER = struct.Struct("=iiiI")
 HEADER_SIZE = HEADER.size  # 16 == TCP_EVENT_HEADER_SIZE
 assert HEADER_SIZE == 16
@@ -44,7 +48,26 @@ OPT_EVENT_QUEUE = 7
 OPT_EVENT_QUEUE_LIMIT = 8
 OPT_REUSEPORT = 9
 OPT_LINGER_MS = 10
+OPT_MAX_CONNECTIONS = 11
+OPT_IDLE_TIMEOUT_MS = 12
+OPT_MESSAGE_TIMEOUT_MS = 13
+OPT_WRITE_TIMEOUT_MS = 14
+OPT_KEEPALIVE = 15
+OPT_KEEPALIVE_IDLE_MS = 16
+OPT_KEEPALIVE_INTERVAL_MS = 17
+OPT_KEEPALIVE_COUNT = 18
+OPT_BACKLOG = 19
+OPT_IPV6_ONLY = 20
+OPT_MEMORY_BUDGET = 21
+OPT_SEND_LOW_WATER = 22
+OPT_CALLBACK_THREADS = 23
+OPT_RECONNECT = 24
+OPT_RECONNECT_MIN_MS = 25
+OPT_RECONNECT_MAX_MS = 26
+OPT_CLOSE_ON_EOF = 27
+OPT_PROXY_PROTOCOL = 28
 OPT_BIND_ADDRESS = 100
+OPT_PROXY_TRUSTED = 101
 
 POLL_TIMEOUT_MS = 50
 INITIAL_POLL_BUFFER = 256 * 1024
@@ -64,6 +87,113 @@ class Nid(enum.IntEnum):
     ORGANIZATIONAL_UNIT_NAME = 18
     EMAIL_ADDRESS = 48
     SERIAL_NUMBER = 105
+
+
+class CloseReason(enum.IntEnum):
+    """Why a connection closed (``enum tcp_close_reason``).
+
+    Available as ``conn.close_reason`` / ``client.close_reason`` and passed to
+    ``on_closed`` handlers that take it (see :class:`tcpgo.TcpServer`).
+    """
+
+    PEER = 1  #: the peer closed (EOF); what was queued for it was written first
+    RESET = 2  #: read or write failed (reset, broken pipe, network error)
+    IDLE_TIMEOUT = 3  #: nothing received for the idle timeout
+    MESSAGE_TIMEOUT = 4  #: a message started but did not finish within message_timeout
+    WRITE_TIMEOUT = 5  #: queued data not taken by the peer within write_timeout
+    STOPPED = 6  #: the server or client was stopped
+    LOCAL = 7  #: closed by ``close_client()`` / ``Connection.close()``
+    MESSAGE_TOO_LONG = 8  #: the peer sent a message over max_len
+    TLS = 9  #: TLS failure after the handshake
+    MEMORY_BUDGET = 10  #: the connection needed more than its share of memory_budget
+    INTERNAL = 11  #: a bug in tcpgo
+
+    @property
+    def description(self) -> str:
+        """The library's short English description ("peer closed", ...)."""
+        return close_reason_text(int(self))
+
+
+def close_reason(code: int) -> Optional[CloseReason]:
+    """The CloseReason of a closed event's code; None when the library gave none
+    (a library older than the close reasons) or one this package does not know."""
+    try:
+        return CloseReason(code)
+    except ValueError:
+        return None
+
+
+def close_reason_text(code: int) -> str:
+    fn = getattr(_lib.lib(), "tcp_close_reason_str", None)
+    if fn is None:
+        try:
+            return CloseReason(code).name.lower().replace("_", " ")
+        except ValueError:
+            return "unknown close reason"
+    s = fn(code)
+    return s.decode("utf-8", "replace") if s else ""
+
+
+class ProxyMode(enum.IntEnum):
+    """Values of the ``proxy_protocol`` server option (``enum tcp_proxy_mode``)."""
+
+    OFF = 0  #: no PROXY protocol
+    TRUSTED = 1  #: connections from ``proxy_trusted`` addresses must start with a header
+    REQUIRED = 2  #: every connection must come from a trusted address, with a header
+
+
+class _CServerStats(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_ulonglong) for name in (
+        "active", "established", "accepted", "refused", "refused_limit", "handshake_failed",
+        "timed_out", "closed_for_limits", "accept_errors", "bytes_in", "bytes_out",
+        "msgs_in", "msgs_out", "memory_used")]
+
+
+class _CConnStats(ctypes.Structure):
+    _fields_ = [("bytes_in", ctypes.c_ulonglong), ("bytes_out", ctypes.c_ulonglong),
+                ("msgs_in", ctypes.c_ulonglong), ("msgs_out", ctypes.c_ulonglong),
+                ("connected_unix_ms", ctypes.c_longlong), ("queued", ctypes.c_ulonglong)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerStats:
+    """Counters of a server since it was created, across restarts (``tcp_server_stats``)."""
+
+    active: int  #: connections now, including those in their TLS handshake
+    established: int  #: connections that became established
+    accepted: int  #: connections accepted by the kernel
+    refused: int  #: refused by on_accept or the allowed/blocked lists
+    refused_limit: int  #: refused because max_connections was reached
+    handshake_failed: int  #: TLS or PROXY header failures
+    timed_out: int  #: closed by an idle, message, write or handshake timeout
+    closed_for_limits: int  #: closed for a too-long message or the memory budget
+    accept_errors: int  #: accept() failures (out of descriptors...)
+    bytes_in: int  #: payload bytes received, all connections
+    bytes_out: int  #: payload bytes sent, all connections
+    msgs_in: int  #: messages received (continuous mode: reads)
+    msgs_out: int  #: messages sent (continuous mode: sends)
+    memory_used: int  #: bytes now charged to the memory budget
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnStats:
+    """Counters of one connection (``tcp_conn_stats``)."""
+
+    bytes_in: int  #: payload bytes received
+    bytes_out: int  #: payload bytes sent
+    msgs_in: int  #: messages received (continuous mode: reads)
+    msgs_out: int  #: messages sent
+    connected_at: float  #: when it was accepted / connected, as Unix time in seconds
+    queued: int  #: bytes queued and not yet written
+
+
+def server_stats_of(c: _CServerStats) -> ServerStats:
+    return ServerStats(**{name: int(getattr(c, name)) for name, _ in _CServerStats._fields_})
+
+
+def conn_stats_of(c: _CConnStats) -> ConnStats:
+    return ConnStats(int(c.bytes_in), int(c.bytes_out), int(c.msgs_in), int(c.msgs_out),
+                     c.connected_unix_ms / 1000.0, int(c.queued))
 
 
 #: Short names used as keys by ``peer_subject()`` / ``server_subject()``.
@@ -175,6 +305,167 @@ def option_error(rc: int, option: int, value: Any, reason: str) -> Exception:
     return ValueError(f"bad value {value!r} for option {option}" + (f": {reason}" if reason else ""))
 
 
+# Codes newer than the ErrorCode enum of some tcpgo versions (tcp_error_code).
+ERR_MEMORY_BUDGET = -16
+ERR_REFUSED = -17
+#: Send results that mean "try again after the ready event" (back-pressure).
+BACKPRESSURE_CODES = frozenset((int(ErrorCode.QUEUE_FULL), ERR_MEMORY_BUDGET))
+
+
+def need(name: str) -> Any:
+    """The library function ``name``; :class:`tcpgo.Error` when the loaded
+    library is older than the feature that needs it."""
+    fn = getattr(_lib.lib(), name, None)
+    if fn is None:
+        raise Error(f"the loaded libtcpserver ({_lib.loaded_path()}) has no {name}(): it is "
+                    "older than this tcpgo package; rebuild it (`make`) or point "
+                    "TCPGO_LIBRARY at a current one")
+    return fn
+
+
+def thread_error_text() -> str:
+    """The reason of this thread's last failed library call ("" if unknown)."""
+    fn = getattr(_lib.lib(), "tcp_errmsg", None)
+    return "" if fn is None else _lib.read_string(fn)[1]
+
+
+def thread_error_code() -> int:
+    """The code of this thread's last library call (0 if unknown or success)."""
+    fn = getattr(_lib.lib(), "tcp_errcode", None)
+    return 0 if fn is None else int(fn())
+
+
+def send_error(code: Optional[int], message: str, reason: str = "") -> SendError:
+    """A SendError carrying the library's code (``.code``)."""
+    try:
+        return SendError(message, reason, code=code)  # type: ignore[call-arg]
+    except TypeError:  # an errors.py from before SendError.code
+        err = SendError(message, reason)
+        err.code = code  # type: ignore[attr-defined]
+        return err
+
+
+def seconds_option(name: str, seconds: Any) -> int:
+    """A duration in seconds (int or float, 0 = none) as whole milliseconds."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(seconds).__name__}")
+    if seconds < 0:
+        raise ValueError(f"{name} must be >= 0 seconds (0 = no limit), got {seconds!r}")
+    return seconds_to_ms(seconds)
+
+
+def count_option(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
+def bool_option(name: str, value: Any) -> int:
+    if not isinstance(value, (bool, int)):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return 1 if value else 0
+
+
+def proxy_mode_option(name: str, value: Any) -> int:
+    if isinstance(value, str):
+        try:
+            return int(ProxyMode[value.strip().upper()])
+        except KeyError:
+            raise ValueError(f"{name} must be 'off', 'trusted' or 'required', "
+                             f"got {value!r}") from None
+    if isinstance(value, bool):
+        return int(ProxyMode.TRUSTED if value else ProxyMode.OFF)
+    return int(ProxyMode(value))
+
+
+def address_list(name: str, entries: Union[str, Iterable[str], None]) -> Tuple[str, ...]:
+    """Addresses/CIDR ranges given as "a, b c" or an iterable of str, as a tuple."""
+    if entries is None:
+        return ()
+    if isinstance(entries, str):
+        items = entries.replace(",", " ").split()
+    else:
+        items = []
+        for e in entries:
+            if not isinstance(e, str):
+                raise TypeError(f"{name} entries must be str, not {type(e).__name__}")
+            items.extend(e.replace(",", " ").split())
+    return tuple(items)
+
+
+#: Options shared by servers and clients: keyword -> (option id, converter).
+OptionTable = Dict[str, Tuple[int, Callable[[str, Any], int]]]
+COMMON_OPTIONS: OptionTable = {
+    "idle_timeout": (OPT_IDLE_TIMEOUT_MS, seconds_option),
+    "message_timeout": (OPT_MESSAGE_TIMEOUT_MS, seconds_option),
+    "write_timeout": (OPT_WRITE_TIMEOUT_MS, seconds_option),
+    "keepalive": (OPT_KEEPALIVE, bool_option),
+    "keepalive_idle": (OPT_KEEPALIVE_IDLE_MS, seconds_option),
+    "keepalive_interval": (OPT_KEEPALIVE_INTERVAL_MS, seconds_option),
+    "keepalive_count": (OPT_KEEPALIVE_COUNT, count_option),
+    "send_low_water": (OPT_SEND_LOW_WATER, count_option),
+    "callback_threads": (OPT_CALLBACK_THREADS, count_option),
+    "close_on_eof": (OPT_CLOSE_ON_EOF, bool_option),
+}
+
+
+def accepts_positional(fn: Callable[..., Any], n: int) -> bool:
+    """True when ``fn`` declares at least ``n`` positional parameters by name
+    (so a handler ``def gone(conn, reason)`` gets the reason while
+    ``def gone(conn)`` and ``lambda *a: ...`` keep their old calls)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    named = [p for p in params
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(named) >= n
+
+
+class ArityCache:
+    """Remembers, per handler object, whether it takes one more argument."""
+
+    __slots__ = ("fn", "extra", "n")
+
+    def __init__(self, n: int) -> None:
+        self.fn: Any = None
+        self.extra = False
+        self.n = n
+
+    def wants_extra(self, fn: Callable[..., Any]) -> bool:
+        if fn is not self.fn:
+            self.extra = accepts_positional(fn, self.n)
+            self.fn = fn
+        return self.extra
+
+
+class Writable:
+    """Back-pressure state of one connection: after a send was refused
+    (queue full, memory budget) it is not writable until the library's ready
+    event (or the close). A generation count makes a ready event that
+    overtakes the refusal's bookkeeping wake the writer instead of being lost;
+    a spurious wake-up only costs a retry."""
+
+    _ready_gen = 0
+    _blocked_gen = -1
+
+    @property
+    def writable(self) -> bool:
+        """False after a send was refused for back-pressure, until the ready event."""
+        return self._blocked_gen != self._ready_gen
+
+    def _send_gen(self) -> int:
+        return self._ready_gen
+
+    def _refused(self, gen: int) -> None:
+        self._blocked_gen = gen
+
+    def _wake(self) -> None:
+        self._ready_gen += 1
+
+
 def subject_dict(part: Callable[[Nid], Optional[str]]) -> Dict[str, str]:
     """Every known subject field for which ``part(nid)`` is not None, keyed by short name."""
     out: Dict[str, str] = {}
@@ -241,8 +532,11 @@ def _at_exit() -> None:
 atexit.register(_at_exit)
 
 
-def _free_handle(free_name: str, handle: ctypes.c_void_p) -> None:
-    """weakref.finalize callback: release a C handle (never in a forked child)."""
+def _free_handle(free_name: str, handle: ctypes.c_void_p, keep: List[Any]) -> None:
+    """weakref.finalize callback: release a C handle (never in a forked child).
+
+    ``keep`` holds what the library may still call (ctypes callbacks) until
+    the handle is freed."""
     if not handle or _lib.forked() or not _lib.is_loaded():
         return
     try:
@@ -282,6 +576,12 @@ class Endpoint:
         self._done = threading.Event()
         self._done.set()
         self._on_error: Optional[Callable[..., Any]] = None
+        # ctypes callbacks given to the library: alive until the handle is freed
+        self._keep: List[Any] = []
+        # Woken by the dispatcher on ready and closed events (wait_writable).
+        self._ready_cond = threading.Condition()
+        # Set by stop(): a reconnecting client's dispatcher polls until then.
+        self._stopping = False
 
     # -- construction (from the subclasses' __init__) ------------------------
     def _set_framing(self, delimiter: Union[bytes, str, int, None], max_len: int) -> None:
@@ -303,7 +603,8 @@ class Endpoint:
         if not ptr:
             raise MemoryError(f"{self._new_name} failed")
         self._h = ctypes.c_void_p(ptr)
-        self._finalizer = weakref.finalize(self, _free_handle, self._free_name, self._h)
+        self._finalizer = weakref.finalize(self, _free_handle, self._free_name, self._h,
+                                           self._keep)
         self._finalizer.atexit = False
         self._set_option(OPT_EVENT_QUEUE, 1)
         self._set_option(OPT_NODELAY, 1 if nodelay else 0)
@@ -321,6 +622,41 @@ class Endpoint:
         rc = getattr(_lib.lib(), self._set_option_name)(self._handle(), option, value)
         if rc != 0:
             raise option_error(rc, option, value, self._last_error())
+
+    def _set_option_str(self, option: int, value: str) -> None:
+        rc = getattr(_lib.lib(), self._set_option_name + "_str")(self._handle(), option,
+                                                                 value.encode("utf-8"))
+        if rc != 0:
+            raise option_error(rc, option, value, self._last_error())
+
+    def _apply_options(self, table: OptionTable, values: Dict[str, Any]) -> None:
+        """Set every option of ``values`` (keyword -> value) that is not None."""
+        for name, value in values.items():
+            if value is None:
+                continue
+            option, convert = table[name]
+            try:
+                self._set_option(option, convert(name, value))
+            except ValueError as e:
+                raise ValueError(f"{name}={value!r}: {e}") from None
+
+    # -- flow control ----------------------------------------------------------
+    def _notify_ready(self) -> None:
+        """Wake threads in wait_writable() (dispatcher thread, after a ready or
+        closed event changed a Writable)."""
+        with self._ready_cond:
+            self._ready_cond.notify_all()
+
+    def _wait_writable(self, w: Writable, alive: Callable[[], bool],
+                       timeout: Optional[float]) -> bool:
+        """Block until ``w`` is writable or ``alive()`` is False; False on timeout.
+        Not from the dispatcher thread, which delivers the ready event."""
+        if self._thread is not None and self._thread is threading.current_thread():
+            raise RuntimeError("wait_writable() cannot be called from a handler (the ready "
+                               "event it waits for is delivered by the same thread); "
+                               "use on_ready instead")
+        with self._ready_cond:
+            return self._ready_cond.wait_for(lambda: w.writable or not alive(), timeout)
 
     # -- handlers ----------------------------------------------------------
     def _call_handler(self, event: str, h: Optional[Callable[..., Any]], *args: Any) -> None:
@@ -385,6 +721,7 @@ class Endpoint:
         h = self._h
         if h is None:
             return
+        self._stopping = True
         getattr(_lib.lib(), self._stop_name)(h)
         self._join_dispatcher()
 
@@ -435,12 +772,13 @@ class Endpoint:
         _lib.check_fork()
         self._check_content(data)
         if self._h is None:
-            raise SendError(f"{self._what()} is closed")
-        return self._last_error()
+            raise SendError(f"{self._what()} is closed", code=ErrorCode.INVALID_ARG)
+        return thread_error_text() or self._last_error()
 
     # -- dispatcher --------------------------------------------------------
     def _start_dispatcher(self, name: str) -> None:
         """Called with self._lock held, right after a successful start."""
+        self._stopping = False
         t = self._thread
         if t is not None and t.is_alive():
             if t is threading.current_thread():
@@ -475,7 +813,11 @@ class Endpoint:
                     size = max(used.value, size * 2)
                     buf = ctypes.create_string_buffer(size)
                 elif n == ErrorCode.NOT_RUNNING:
-                    break
+                    if self._stopping or not self._polls_while_down() or _exiting:
+                        break
+                    # A reconnecting client is between connections: its next
+                    # connection's events come through the same handle.
+                    self._done.wait(POLL_TIMEOUT_MS / 1000)
                 else:
                     logger.error("tcpgo: %s returned %d (%s); dispatcher of %r stops",
                                  self._poll_name, n, _strerror(n), self)
@@ -493,6 +835,11 @@ class Endpoint:
     def _deliver(self, data: bytes, n: int) -> None:  # overridden
         raise NotImplementedError
 
+    def _polls_while_down(self) -> bool:
+        """True when the dispatcher must keep polling after the handle reported
+        it is not running (a client that reconnects by itself)."""
+        return False
+
     def _join_dispatcher(self) -> None:
         t = self._thread
         if t is None or t is threading.current_thread():
@@ -504,10 +851,16 @@ class Endpoint:
         h = self._h
         if h is None:
             return
+        self._stopping = True
+        self._before_exit_stop(h)
         getattr(_lib.lib(), self._stop_name)(h)
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(2.0)
+
+    def _before_exit_stop(self, h: ctypes.c_void_p) -> None:
+        """At interpreter exit, before the handle is stopped: unhook what the
+        library could call into Python (overridden)."""
 
     def stop(self) -> None:  # overridden
         raise NotImplementedError

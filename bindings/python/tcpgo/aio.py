@@ -27,6 +27,17 @@ Server::
 The library does the network I/O on its own threads; events reach the loop in
 batches through ``loop.call_soon_threadsafe``. Received messages that are not
 taken by a handler wait in an unbounded queue for :meth:`Client.recv`.
+
+Back-pressure works as with asyncio streams: ``await conn.send(data)`` (a
+server's :class:`Connection`) and ``await client.send(data)`` queue the data,
+waiting while the connection's send queue is full; ``send_nowait()`` raises
+:class:`tcpgo.SendError` (``.code`` ``QUEUE_FULL``) instead, and
+``await conn.drain()`` waits until a refused send may be retried::
+
+    @server.on_message
+    async def stream(conn: tcpgo.aio.Connection, data: bytes) -> None:
+        for chunk in produce(data):
+            await conn.send(chunk)      # waits while the peer does not keep up
 """
 
 from __future__ import annotations
@@ -40,12 +51,14 @@ from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, List, 
                     Tuple, Union)
 
 from . import _core
-from ._core import EV_CLOSED, EV_ERROR, EV_ESTABLISHED, EV_MESSAGE, Data, F, parse_events
+from ._core import (EV_CLOSED, EV_CONNECT, EV_ERROR, EV_ESTABLISHED, EV_MESSAGE, EV_READY,
+                    ArityCache, CloseReason, ConnStats, Data, F, ServerStats, as_bytes,
+                    parse_events)
 from . import client as _client
 from . import server as _server
 from .errors import ConnectionClosedError, NotRunningError, PeerError, StartError
 
-__all__ = ["TcpServer", "TlsServer", "Client", "connect"]
+__all__ = ["TcpServer", "TlsServer", "Client", "Connection", "connect"]
 
 logger = logging.getLogger("tcpgo")
 
@@ -116,6 +129,73 @@ class _Seq:
             self.busy = False
 
 
+class _Waiters:
+    """Futures of the coroutines waiting in drain(), woken on the loop."""
+
+    __slots__ = ("futures",)
+
+    def __init__(self) -> None:
+        self.futures: List["asyncio.Future[None]"] = []
+
+    async def wait(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        try:
+            await fut
+        finally:
+            if fut in self.futures:
+                self.futures.remove(fut)
+
+    def wake(self) -> None:
+        futures, self.futures = self.futures, []
+        for f in futures:
+            if not f.done():
+                f.set_result(None)
+
+
+class Connection(_server.BaseConnection):
+    """A client of a :class:`tcpgo.aio.TcpServer`: the client id (an ``int``)
+    with its state and controls (see :class:`tcpgo.BaseConnection`: ``data``,
+    ``address``, ``try_send``, ``queued``, ``pause``/``resume``,
+    ``idle_timeout``, ``stats``, ``close``, ``close_reason``) and asyncio
+    sending: ``await send()`` waits for back-pressure, ``send_nowait()``
+    raises instead, ``await drain()`` waits until sending may go on."""
+
+    def __init__(self, client_id: int, server: _server.TcpServer) -> None:
+        super().__init__(client_id, server)
+        self._waiters = _Waiters()
+
+    async def send(self, data: Data) -> None:
+        """Queue ``data`` for this client, first waiting (as :meth:`drain`) while
+        its send queue is full or the memory budget is used up. Raises
+        :class:`tcpgo.SendError` when the client is gone."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        while not self._server.try_send(self, data):
+            await self.drain()
+
+    def send_nowait(self, data: Data) -> None:
+        """Queue ``data`` now or raise :class:`tcpgo.SendError` (``.code``
+        ``QUEUE_FULL`` under back-pressure); see :meth:`tcpgo.TcpServer.send`."""
+        self._server.send(self, data)
+
+    async def drain(self) -> None:
+        """Return at once unless a send to this client was refused for
+        back-pressure; then wait until its queue drained to ``send_low_water``
+        (the ready event). Raises :class:`tcpgo.ConnectionClosedError` when
+        the connection has closed."""
+        while self.connected and not self.writable:
+            await self._waiters.wait()
+        if not self.connected:
+            raise ConnectionClosedError(f"connection {int(self)} closed"
+                                        + (f" ({self.close_reason.description})"
+                                           if self.close_reason else ""))
+
+    def _wake(self) -> None:
+        super()._wake()
+        self._waiters.wake()  # on the loop: events are handled there
+
+
 class _AioBase:
     _on_error: Optional[Callable[..., Any]] = None
 
@@ -153,7 +233,7 @@ class _AioBase:
         return ()
 
     def _failed(self, name: str, exc: BaseException, args: tuple) -> None:
-        logger.error("tcpgo: exception in %s handler of %r", name, self, exc_info=exc)
+        logger.error("exception in %s handler of %r", name, self, exc_info=exc)
         if name != "on_error":
             self._report_error(self._error_args(args), exc)
 
@@ -170,14 +250,14 @@ class _AioBase:
     def _peer_error(self, code: int, payload: bytes, client_id: int) -> PeerError:
         """The PeerError of an EV_ERROR event, logged."""
         err = PeerError(code, payload.decode("utf-8", "replace"), client_id)
-        logger.info("tcpgo: %r: %s", self, err)
+        logger.info("%r: %s", self, err)
         return err
 
     def _attach(self, inner: _core.Endpoint) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._drained = asyncio.Event()
-        bridge = _Bridge(loop, self._on_events, self._drained.set)
+        bridge = _Bridge(loop, self._on_events, self._dispatcher_finished)
         self._bridge = bridge
         orig_done = inner._dispatcher_done
 
@@ -190,6 +270,11 @@ class _AioBase:
 
     def _on_events(self, events: list) -> None:  # overridden
         raise NotImplementedError
+
+    def _dispatcher_finished(self) -> None:
+        """On the loop, once the dispatcher thread ended."""
+        if self._drained is not None:
+            self._drained.set()
 
     async def _settle(self) -> None:
         """Wait until the dispatcher finished and every handler task is done."""
@@ -222,9 +307,13 @@ class TcpServer(_AioBase):
     """An asyncio TCP server; see :class:`tcpgo.TcpServer` for the options.
 
     Handlers (plain or ``async def``): ``on_established(client_id)``,
-    ``on_message(client_id, data)``, ``on_closed(client_id)``,
-    ``on_error(client_id, error)``. :meth:`send` never blocks and may be
-    called from any handler.
+    ``on_message(client_id, data)``, ``on_closed(client_id)`` (or
+    ``on_closed(client_id, reason)``), ``on_ready(client_id)``,
+    ``on_error(client_id, error)``; the ``client_id`` they get is a
+    :class:`tcpgo.aio.Connection`. :meth:`send` never blocks and may be
+    called from any handler; ``await conn.send(data)`` waits for back-pressure.
+    ``on_accept(ip, port, local_port) -> bool`` must be a plain function: it
+    runs on a library thread (see :class:`tcpgo.TcpServer`).
     """
 
     _sync_class = _server.TcpServer
@@ -234,12 +323,16 @@ class TcpServer(_AioBase):
                  on_established: Optional[Callable[..., Any]] = None,
                  on_closed: Optional[Callable[..., Any]] = None,
                  on_error: Optional[Callable[..., Any]] = None,
+                 on_ready: Optional[Callable[..., Any]] = None,
                  **options: Any) -> None:
         super().__init__()
         self._srv = self._make(delimiter, max_len, options)
+        self._srv._connection_class = Connection
         self._on_message_h = on_message
         self._on_established_h = on_established
         self._on_closed_h = on_closed
+        self._on_ready_h = on_ready
+        self._closed_arity = ArityCache(2)
         self._on_error = on_error
         self._conns: Dict[int, _Seq] = {}
         # Sends the library refused after a batch (see _on_events) go to our on_error.
@@ -271,6 +364,17 @@ class TcpServer(_AioBase):
         self._on_error = handler
         return handler
 
+    def on_ready(self, handler: F) -> F:
+        """Register ``handler(client_id)`` (may be ``async``), run when a client's
+        send queue drained after a refused send; usable as a decorator."""
+        self._on_ready_h = handler
+        return handler
+
+    def on_accept(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(ip, port, local_port) -> bool`` (a plain function,
+        run on a library thread); see :meth:`tcpgo.TcpServer.on_accept`."""
+        return self._srv.on_accept(handler)
+
     def _error_args(self, args: tuple) -> tuple:
         return (args[0] if args else 0,)
 
@@ -300,6 +404,19 @@ class TcpServer(_AioBase):
         """Stop the server; returns when every handler (``on_closed`` included) has finished."""
         await super().stop()
 
+    async def shutdown(self, timeout: float = 5.0) -> bool:
+        """Stop gracefully (see :meth:`tcpgo.TcpServer.shutdown`): handlers keep
+        running while queued data is written, up to ``timeout`` seconds. True
+        when everything queued was written; returns after every handler finished."""
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(None, self._srv.shutdown, timeout)
+        await self._settle()
+        return ok
+
+    def stop_listening(self) -> None:
+        """Close the listening socket, keep serving the connected clients."""
+        self._srv.stop_listening()
+
     async def close(self) -> None:
         """Stop the server and release it."""
         await super().close()
@@ -320,6 +437,61 @@ class TcpServer(_AioBase):
 
     def close_client(self, client_id: int) -> None:
         self._srv.close_client(client_id)
+
+    def try_send(self, client_id: int, data: Data) -> bool:
+        """Queue now, or return False under back-pressure; see
+        :meth:`tcpgo.TcpServer.try_send`."""
+        return self._srv.try_send(client_id, data)
+
+    async def drain(self, client_id: int) -> None:
+        """Wait until a client refused for back-pressure may be sent to again
+        (see :meth:`Connection.drain`)."""
+        conn = self._srv.connection(client_id)
+        await conn.drain()  # type: ignore[attr-defined]
+
+    def connection(self, client_id: int) -> Connection:
+        """The :class:`Connection` of a connected client."""
+        return self._srv.connection(client_id)  # type: ignore[return-value]
+
+    @property
+    def connections(self) -> List[Connection]:
+        return self._srv.connections  # type: ignore[return-value]
+
+    def queued(self, client_id: int) -> int:
+        return self._srv.queued(client_id)
+
+    def pause(self, client_id: int) -> None:
+        self._srv.pause(client_id)
+
+    def resume(self, client_id: int) -> None:
+        self._srv.resume(client_id)
+
+    def set_idle_timeout(self, client_id: int, seconds: float) -> None:
+        self._srv.set_idle_timeout(client_id, seconds)
+
+    def connection_stats(self, client_id: int) -> ConnStats:
+        return self._srv.connection_stats(client_id)
+
+    def stats(self) -> ServerStats:
+        return self._srv.stats()
+
+    @property
+    def allowed(self) -> Tuple[str, ...]:
+        """See :attr:`tcpgo.TcpServer.allowed` (assignable while running)."""
+        return self._srv.allowed
+
+    @allowed.setter
+    def allowed(self, entries: Any) -> None:
+        self._srv.allowed = entries
+
+    @property
+    def blocked(self) -> Tuple[str, ...]:
+        """See :attr:`tcpgo.TcpServer.blocked` (assignable while running)."""
+        return self._srv.blocked
+
+    @blocked.setter
+    def blocked(self, entries: Any) -> None:
+        self._srv.blocked = entries
 
     def client_ip(self, client_id: int) -> str:
         return self._srv.client_ip(client_id)
@@ -352,6 +524,8 @@ class TcpServer(_AioBase):
 
     def _handle_events(self, events: list) -> None:
         conns = self._conns
+        srv = self._srv
+        objects = srv._conns
         for kind, cid, code, payload in events:
             if kind == EV_ERROR and cid == 0:
                 self._report_error((0,), self._peer_error(code, payload, 0))
@@ -362,32 +536,80 @@ class TcpServer(_AioBase):
             if kind == EV_MESSAGE:
                 h = self._on_message_h
                 if h is not None:
-                    seq.push(h, (cid, payload), "on_message")
+                    conn = objects.get(cid)
+                    if conn is None:
+                        conn = srv._conn_open(cid)
+                    seq.push(h, (conn, payload), "on_message")
             elif kind == EV_ESTABLISHED:
+                conn = srv._conn_open(cid)
                 h = self._on_established_h
                 if h is not None:
-                    seq.push(h, (cid,), "on_established")
+                    seq.push(h, (conn,), "on_established")
             elif kind == EV_CLOSED:
+                conn = srv._conn_closed(cid, code)
                 h = self._on_closed_h
                 if h is not None:
-                    seq.push(h, (cid,), "on_closed")
+                    args = ((conn, conn.close_reason) if self._closed_arity.wants_extra(h)
+                            else (conn,))
+                    seq.push(h, args, "on_closed")
                 del conns[cid]  # the sequencer lives on in its task if busy
+            elif kind == EV_READY:
+                conn = srv._conn_ready(cid)
+                h = self._on_ready_h
+                if h is not None:
+                    seq.push(h, (conn,), "on_ready")
             elif kind == EV_ERROR:
                 err = self._peer_error(code, payload, cid)
                 h = self._on_error
                 if h is not None:
-                    seq.push(h, (cid, err), "on_error")
+                    seq.push(h, (objects.get(cid, cid), err), "on_error")
 
 
 class TlsServer(TcpServer):
-    """An asyncio TLS server; see :class:`tcpgo.TlsServer` for the arguments."""
+    """An asyncio TLS server; see :class:`tcpgo.TlsServer` and
+    :class:`tcpgo.TcpServer` for the arguments (every one is spelled out here
+    for type checkers)."""
 
     def __init__(self, cert: _server.PathLike, key: _server.PathLike,
                  ca: Optional[_server.PathLike] = None,
-                 delimiter: Union[bytes, str, int, None] = None, max_len: int = 0,
-                 **kwargs: Any) -> None:
+                 delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+                 require_client_cert: bool = True,
+                 min_tls_version: Union[str, int, None] = None,
+                 handshake_timeout: Optional[float] = None,
+                 on_message: Optional[Callable[..., Any]] = None,
+                 on_established: Optional[Callable[..., Any]] = None,
+                 on_closed: Optional[Callable[..., Any]] = None,
+                 on_error: Optional[Callable[..., Any]] = None,
+                 on_ready: Optional[Callable[..., Any]] = None,
+                 host: str = "",
+                 on_accept: Optional[_server.AcceptHandler] = None,
+                 nodelay: bool = True,
+                 reuse_port: bool = False,
+                 send_queue_limit: Optional[int] = None,
+                 event_queue_limit: Optional[int] = None,
+                 linger: Optional[float] = None,
+                 batch_sends: bool = True,
+                 memory_budget: Optional[int] = None,
+                 max_connections: Optional[int] = None,
+                 idle_timeout: Optional[float] = None,
+                 message_timeout: Optional[float] = None,
+                 write_timeout: Optional[float] = None,
+                 keepalive: Optional[bool] = None,
+                 keepalive_idle: Optional[float] = None,
+                 keepalive_interval: Optional[float] = None,
+                 keepalive_count: Optional[int] = None,
+                 backlog: Optional[int] = None,
+                 ipv6_only: Optional[bool] = None,
+                 close_on_eof: Optional[bool] = None,
+                 send_low_water: Optional[int] = None,
+                 callback_threads: Optional[int] = None,
+                 proxy_protocol: Union[_core.ProxyMode, str, int, None] = None,
+                 proxy_trusted: _server.AddressList = None,
+                 allowed: _server.AddressList = None,
+                 blocked: _server.AddressList = None) -> None:
+        options = _keywords(locals(), "cert", "key", "ca", "delimiter", "max_len")
         self._tls_args = (cert, key, ca)
-        super().__init__(delimiter, max_len, **kwargs)
+        super().__init__(delimiter, max_len, **options)
 
     def _make(self, delimiter: Any, max_len: int, options: Dict[str, Any]) -> _server.TcpServer:
         cert, key, ca = self._tls_args
@@ -405,7 +627,15 @@ class Client(_AioBase):
 
     Create it with :func:`connect`, or construct and ``await client.connect(host, port)``.
     Messages go to ``on_message(data)`` (plain or ``async``) if given, else to
-    :meth:`recv` / ``async for``.
+    :meth:`recv` / ``async for``. Other handlers: ``on_closed()`` (or
+    ``on_closed(reason)``), ``on_ready()``, ``on_connect(attempt, result)``
+    (with ``reconnect=True``), ``on_error(error)``. The options are those of
+    :class:`tcpgo.TcpClient` (``reconnect``, ``local_address``, timeouts,
+    keep-alive...).
+
+    :meth:`send` waits while the send queue is full (back-pressure),
+    :meth:`send_nowait` raises instead, :meth:`drain` waits until a refused
+    send may be retried -- the same as a server's :class:`Connection`.
     """
 
     def __init__(self, delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
@@ -415,6 +645,8 @@ class Client(_AioBase):
                  on_message: Optional[Callable[..., Any]] = None,
                  on_closed: Optional[Callable[..., Any]] = None,
                  on_error: Optional[Callable[..., Any]] = None,
+                 on_ready: Optional[Callable[..., Any]] = None,
+                 on_connect: Optional[Callable[..., Any]] = None,
                  **options: Any) -> None:
         super().__init__()
         if tls:
@@ -426,10 +658,14 @@ class Client(_AioBase):
             self._cli = _client.TcpClient(delimiter, max_len, **options)
         self._on_message_h = on_message
         self._on_closed_h = on_closed
+        self._on_ready_h = on_ready
+        self._on_connect_h = on_connect
+        self._closed_arity = ArityCache(1)
         self._on_error = on_error
         self._queue: "asyncio.Queue[Any]" = asyncio.Queue()
         self._seq: Optional[_Seq] = None
         self._closed_reason: Optional[PeerError] = None
+        self._waiters = _Waiters()
 
     def on_message(self, handler: F) -> F:
         """Register ``handler(data)`` (may be ``async``) for messages from the server;
@@ -447,6 +683,18 @@ class Client(_AioBase):
         self._on_error = handler
         return handler
 
+    def on_ready(self, handler: F) -> F:
+        """Register ``handler()`` (may be ``async``), run when the send queue
+        drained after a refused send."""
+        self._on_ready_h = handler
+        return handler
+
+    def on_connect(self, handler: F) -> F:
+        """Register ``handler(attempt, result)`` (may be ``async``), run for every
+        reconnection attempt; see :meth:`tcpgo.TcpClient.on_connect`."""
+        self._on_connect_h = handler
+        return handler
+
     async def connect(self, host: str, port: int) -> "Client":
         """Connect (in a worker thread, so the loop keeps running); returns self."""
         self._attach(self._cli)
@@ -461,11 +709,57 @@ class Client(_AioBase):
         return self
 
     async def send(self, data: Data) -> None:
-        """Queue a message for the server (the library sends it; this never blocks)."""
-        self._cli.send(data)
+        """Queue a message for the server, first waiting (as :meth:`drain`)
+        while the send queue is full. Raises like :meth:`tcpgo.TcpClient.send`
+        when the connection is gone."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        cli = self._cli
+        while not cli.try_send(data):
+            await self.drain()
 
     def send_nowait(self, data: Data) -> None:
+        """Queue a message now or raise :class:`tcpgo.SendError` (``.code``
+        ``QUEUE_FULL`` under back-pressure)."""
         self._cli.send(data)
+
+    def try_send(self, data: Data) -> bool:
+        """Queue now, or return False under back-pressure."""
+        return self._cli.try_send(data)
+
+    async def drain(self) -> None:
+        """Return at once unless a send was refused for back-pressure; then
+        wait until the send queue drained to ``send_low_water``. Raises
+        :class:`tcpgo.ConnectionClosedError` when the connection is down."""
+        cli = self._cli
+        while cli.connected and not cli.writable:
+            await self._waiters.wait()
+        if not cli.connected:
+            raise ConnectionClosedError("connection closed")
+
+    @property
+    def queued(self) -> int:
+        """Bytes queued for the server and not yet written."""
+        return self._cli.queued
+
+    def pause(self) -> None:
+        """Stop reading from the server until :meth:`resume`."""
+        self._cli.pause()
+
+    def resume(self) -> None:
+        self._cli.resume()
+
+    def stats(self) -> ConnStats:
+        return self._cli.stats()
+
+    @property
+    def close_reason(self) -> Optional[CloseReason]:
+        """Why the last connection ended (see :attr:`tcpgo.TcpClient.close_reason`)."""
+        return self._cli.close_reason
+
+    @property
+    def writable(self) -> bool:
+        return self._cli.writable
 
     async def recv(self, timeout: Optional[float] = None) -> bytes:
         """The next message; :class:`TimeoutError` after ``timeout`` seconds,
@@ -527,10 +821,17 @@ class Client(_AioBase):
     def __repr__(self) -> str:
         return f"<tcpgo.aio.Client wrapping {self._cli!r}>"
 
+    def _dispatcher_finished(self) -> None:
+        if self._cli._reconnect:
+            self._queue.put_nowait(_CLOSED)  # the stream ends with stop(), not a lost connection
+        self._waiters.wake()
+        super()._dispatcher_finished()
+
     def _on_events(self, events: list) -> None:
         seq = self._seq
         assert seq is not None
-        for kind, _cid, code, payload in events:
+        cli = self._cli
+        for kind, cid, code, payload in events:
             if kind == EV_MESSAGE:
                 h = self._on_message_h
                 if h is not None:
@@ -538,10 +839,26 @@ class Client(_AioBase):
                 else:
                     self._queue.put_nowait(payload)
             elif kind == EV_CLOSED:
-                self._queue.put_nowait(_CLOSED)
+                cli._event_closed(code)
+                self._waiters.wake()
+                if not cli._reconnect:
+                    self._queue.put_nowait(_CLOSED)
                 h = self._on_closed_h
                 if h is not None:
-                    seq.push(h, (), "on_closed")
+                    args = (cli.close_reason,) if self._closed_arity.wants_extra(h) else ()
+                    seq.push(h, args, "on_closed")
+            elif kind == EV_READY:
+                cli._event_ready()
+                self._waiters.wake()
+                h = self._on_ready_h
+                if h is not None:
+                    seq.push(h, (), "on_ready")
+            elif kind == EV_CONNECT:
+                if code == 0:
+                    self._closed_reason = None
+                h = self._on_connect_h
+                if h is not None:
+                    seq.push(h, (cid, _client.connect_result(code)), "on_connect")
             elif kind == EV_ERROR:
                 err = self._peer_error(code, payload, 0)
                 self._closed_reason = err
@@ -550,19 +867,57 @@ class Client(_AioBase):
                     seq.push(h, (err,), "on_error")
 
 
+def _keywords(scope: Dict[str, Any], *leave_out: str) -> Dict[str, Any]:
+    """The arguments of the calling function, from its ``locals()`` taken first thing."""
+    return {k: v for k, v in scope.items() if k not in leave_out and k not in ("self", "__class__")}
+
+
 async def connect(host: str, port: int, delimiter: Union[bytes, str, int, None] = None,
-                  max_len: int = 0, **kwargs: Any) -> Client:
+                  max_len: int = 0, *,
+                  tls: bool = False,
+                  ca: Optional[_server.PathLike] = None,
+                  cert: Optional[_server.PathLike] = None,
+                  key: Optional[_server.PathLike] = None,
+                  verify: str = "full",
+                  on_message: Optional[Callable[..., Any]] = None,
+                  on_closed: Optional[Callable[..., Any]] = None,
+                  on_error: Optional[Callable[..., Any]] = None,
+                  on_ready: Optional[Callable[..., Any]] = None,
+                  on_connect: Optional[Callable[..., Any]] = None,
+                  min_tls_version: Union[str, int, None] = None,
+                  connect_timeout: Optional[float] = None,
+                  nodelay: bool = True,
+                  send_queue_limit: Optional[int] = None,
+                  event_queue_limit: Optional[int] = None,
+                  linger: Optional[float] = None,
+                  reconnect: bool = False,
+                  reconnect_min: Optional[float] = None,
+                  reconnect_max: Optional[float] = None,
+                  local_address: Optional[str] = None,
+                  idle_timeout: Optional[float] = None,
+                  message_timeout: Optional[float] = None,
+                  write_timeout: Optional[float] = None,
+                  keepalive: Optional[bool] = None,
+                  keepalive_idle: Optional[float] = None,
+                  keepalive_interval: Optional[float] = None,
+                  keepalive_count: Optional[int] = None,
+                  close_on_eof: Optional[bool] = None,
+                  send_low_water: Optional[int] = None,
+                  callback_threads: Optional[int] = None) -> Client:
     """Create a :class:`Client` and connect it.
 
-    Keyword arguments are those of :class:`Client` (``tls``, ``ca``, ``cert``,
-    ``key``, ``verify``, handlers, ``connect_timeout``...)::
+    The keyword arguments are those of :class:`Client` and :class:`tcpgo.TcpClient`
+    (``min_tls_version`` those of :class:`tcpgo.TlsClient`)::
 
         client = await tcpgo.aio.connect("127.0.0.1", port, delimiter="\\n")
         await client.send(b"ping")
         reply = await client.recv(timeout=5)
         await client.close()
     """
-    client = Client(delimiter, max_len, **kwargs)
+    options = _keywords(locals(), "host", "port")
+    if min_tls_version is None:  # an option of TlsClient only
+        del options["min_tls_version"]
+    client = Client(**options)
     try:
         return await client.connect(host, port)
     except BaseException:

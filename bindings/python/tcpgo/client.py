@@ -10,18 +10,28 @@ import time
 from typing import Any, Callable, Dict, Iterator, Optional, Union
 
 from . import _core, _lib
-from ._core import (EV_CLOSED, EV_ERROR, EV_MESSAGE, HEADER, HEADER_SIZE, Data, Endpoint, F,
-                    as_bytes, check_port, field_nid, seconds_to_ms)
+from ._core import (BACKPRESSURE_CODES, COMMON_OPTIONS, EV_CLOSED, EV_CONNECT, EV_ERROR,
+                    EV_MESSAGE, EV_READY, HEADER, HEADER_SIZE, ArityCache, CloseReason,
+                    ConnStats, Data, Endpoint, F, OptionTable, Writable, as_bytes, bool_option,
+                    check_port, close_reason, field_nid, need, seconds_option, seconds_to_ms,
+                    send_error)
 from .errors import (ConnectionClosedError, ErrorCode, NotRunningError, PeerError, SendError,
-                     StartError, start_error)
+                     StartCode, StartError, start_error)
 from .server import PathLike, _path, tls_version_value
 
 __all__ = ["TcpClient", "TlsClient"]
 
+_CLIENT_OPTIONS: OptionTable = dict(
+    COMMON_OPTIONS,
+    reconnect=(_core.OPT_RECONNECT, bool_option),
+    reconnect_min=(_core.OPT_RECONNECT_MIN_MS, seconds_option),
+    reconnect_max=(_core.OPT_RECONNECT_MAX_MS, seconds_option),
+)
+
 _CLOSED = object()  # end-of-stream marker in the receive queue
 
 
-class TcpClient(Endpoint):
+class TcpClient(Writable, Endpoint):
     """A plain TCP client.
 
     Received messages go to the ``on_message(data)`` handler if one is set,
@@ -33,6 +43,51 @@ class TcpClient(Endpoint):
 
     ``delimiter``/``max_len`` select fragmented mode as for :class:`tcpgo.TcpServer`.
     ``connect_timeout`` (seconds, default 10) bounds connect (plus TLS handshake).
+    ``on_closed`` may take one argument: it then gets the :class:`tcpgo.CloseReason`
+    (also in :attr:`close_reason`).
+
+    Options (None = the library's default; seconds, bytes):
+
+    ======================  ==============  =========================================
+    option                  default         meaning
+    ======================  ==============  =========================================
+    ``reconnect``           False           reconnect by itself after the connection
+                                            was lost (not after :meth:`stop`), with
+                                            exponential back-off and +-20 % jitter
+                                            between
+    ``reconnect_min``       0.1             the first delay and
+    ``reconnect_max``       30              the longest; ``on_connect(attempt,
+                                            result)`` hears of every attempt
+    ``local_address``       "" (system)     the local address to connect from
+    ``send_queue_limit``    4 MiB           bytes queued before a send is refused
+    ``send_low_water``      64 KiB          ``on_ready`` fires when a refused
+                                            queue drained to this
+    ``idle_timeout``        0 (none)        close after receiving nothing this long
+    ``message_timeout``     0 (none)        a started message must end within this
+    ``write_timeout``       0 (none)        queued data must be taken within this
+    ``keepalive``           True            TCP keep-alive probes, with
+    ``keepalive_idle``      15              idle time before the first probe,
+    ``keepalive_interval``  15              time between probes,
+    ``keepalive_count``     9               unanswered probes before dropping
+    ``close_on_eof``        False           the server's EOF closes at once,
+                                            dropping what is queued
+    ``callback_threads``    64              library callback threads, 1..4096
+    ``event_queue_limit``   16 MiB          received bytes waiting before reading
+                                            pauses
+    ``linger``              1               how long :meth:`stop` waits for queued
+                                            data
+    ``nodelay``             True            TCP_NODELAY
+    ======================  ==============  =========================================
+
+    With ``reconnect=True`` the client keeps its handlers and its receive
+    queue across connections: :meth:`recv` waits through a reconnection and
+    ends (:class:`tcpgo.ConnectionClosedError`) only after :meth:`stop`;
+    :meth:`send` raises :class:`tcpgo.SendError` with code ``NOT_RUNNING``
+    while it is disconnected.
+
+    Flow control as on servers: :meth:`try_send` returns False while the
+    send queue is full, ``on_ready()`` / :meth:`wait_writable` tell when to
+    go on; :meth:`pause`/:meth:`resume` stop and restart reading.
 
     Example::
 
@@ -59,16 +114,38 @@ class TcpClient(Endpoint):
                  on_message: Optional[Callable[[bytes], Any]] = None,
                  on_closed: Optional[Callable[[], Any]] = None,
                  on_error: Optional[Callable[[BaseException], Any]] = None,
+                 on_ready: Optional[Callable[[], Any]] = None,
+                 on_connect: Optional[Callable[[int, StartCode], Any]] = None,
                  connect_timeout: Optional[float] = None,
                  nodelay: bool = True,
                  send_queue_limit: Optional[int] = None,
                  event_queue_limit: Optional[int] = None,
-                 linger: Optional[float] = None) -> None:
+                 linger: Optional[float] = None,
+                 reconnect: bool = False,
+                 reconnect_min: Optional[float] = None,
+                 reconnect_max: Optional[float] = None,
+                 local_address: Optional[str] = None,
+                 idle_timeout: Optional[float] = None,
+                 message_timeout: Optional[float] = None,
+                 write_timeout: Optional[float] = None,
+                 keepalive: Optional[bool] = None,
+                 keepalive_idle: Optional[float] = None,
+                 keepalive_interval: Optional[float] = None,
+                 keepalive_count: Optional[int] = None,
+                 close_on_eof: Optional[bool] = None,
+                 send_low_water: Optional[int] = None,
+                 callback_threads: Optional[int] = None) -> None:
         super().__init__()
         self._set_framing(delimiter, max_len)
         self._on_message: Optional[Callable[[bytes], Any]] = on_message
-        self._on_closed: Optional[Callable[[], Any]] = on_closed
+        self._on_closed: Optional[Callable[..., Any]] = on_closed
         self._on_error = on_error
+        self._on_ready: Optional[Callable[[], Any]] = on_ready
+        self._on_connect: Optional[Callable[[int, StartCode], Any]] = on_connect
+        self._closed_arity = ArityCache(1)
+        self._close_reason: Optional[CloseReason] = None
+        self._reconnect = bool(reconnect)
+        self._paused = False
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._connected_once = False
         self._closed_reason: Optional[PeerError] = None
@@ -79,7 +156,20 @@ class TcpClient(Endpoint):
         if connect_timeout is not None:
             self._set_option(_core.OPT_CONNECT_TIMEOUT_MS, seconds_to_ms(connect_timeout))
         self._set_queue_options(send_queue_limit, event_queue_limit, linger)
-        self._send_fn = _lib.lib().tcp_client_send
+        self._apply_options(_CLIENT_OPTIONS, dict(
+            reconnect=True if reconnect else None, reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max, idle_timeout=idle_timeout,
+            message_timeout=message_timeout, write_timeout=write_timeout, keepalive=keepalive,
+            keepalive_idle=keepalive_idle, keepalive_interval=keepalive_interval,
+            keepalive_count=keepalive_count, close_on_eof=close_on_eof,
+            send_low_water=send_low_water, callback_threads=callback_threads))
+        if local_address is not None:
+            if not isinstance(local_address, str):
+                raise TypeError("local_address must be a str")
+            self._set_option_str(_core.OPT_BIND_ADDRESS, local_address)
+        L = _lib.lib()
+        self._send_fn = L.tcp_client_send
+        self._send_ex_fn = getattr(L, "tcp_client_send_ex", None)
 
     # -- handlers ------------------------------------------------------------
     def on_message(self, handler: F) -> F:
@@ -89,8 +179,26 @@ class TcpClient(Endpoint):
         return handler
 
     def on_closed(self, handler: F) -> F:
-        """Register ``handler()``, called once when the connection ends; usable as a decorator."""
+        """Register ``handler()`` -- or ``handler(reason)`` with the
+        :class:`tcpgo.CloseReason` -- called once when a connection ends;
+        usable as a decorator."""
         self._on_closed = handler
+        return handler
+
+    def on_ready(self, handler: F) -> F:
+        """Register ``handler()``, called when the send queue drained to
+        ``send_low_water`` after a send was refused for back-pressure;
+        usable as a decorator."""
+        self._on_ready = handler
+        return handler
+
+    def on_connect(self, handler: F) -> F:
+        """Register ``handler(attempt, result)``, called for every
+        reconnection attempt (``reconnect=True``): ``attempt`` counts from 1
+        since the connection was lost, ``result`` is a :class:`tcpgo.StartCode`
+        -- ``OK`` when connected again (messages follow), else why the attempt
+        failed (the next one follows after the back-off). Usable as a decorator."""
+        self._on_connect = handler
         return handler
 
     def on_error(self, handler: F) -> F:
@@ -121,9 +229,13 @@ class TcpClient(Endpoint):
                                  f"{self._what()} is already connected to {self._host}:{self._port}")
             t = self._thread
             if t is not None and t.is_alive() and t is not threading.current_thread():
+                if self._reconnect:
+                    self._stop_and_join()  # ends the reconnection loop of the last connect
                 t.join()  # the previous connection's events are all delivered
             self._host, self._port = host, port
             self._closed_reason = None
+            self._close_reason = None
+            self._paused = False
             self._queue = queue.SimpleQueue()
             t0 = time.monotonic()
             rc = self._start_interruptible(L, h, host.encode("idna" if not host.isascii() else "ascii"),
@@ -181,8 +293,16 @@ class TcpClient(Endpoint):
         what was sent to be written; ``on_closed`` runs once (if it has not
         yet) and no handler of this client runs after stop returns (unless
         called from a handler). Messages already received stay available to
-        :meth:`recv`. Idempotent; the client can connect again."""
+        :meth:`recv`. Ends reconnecting. Idempotent; the client can connect again."""
         self._stop_and_join()
+
+    def _polls_while_down(self) -> bool:
+        return self._reconnect
+
+    def _dispatcher_done(self) -> None:
+        if self._reconnect:
+            self._queue.put(_CLOSED)  # the end of the stream is stop(), not a lost connection
+        super()._dispatcher_done()
 
     def flush(self, timeout: Optional[float] = 2.0) -> bool:
         """Wait up to ``timeout`` seconds until everything sent so far was written
@@ -221,6 +341,57 @@ class TcpClient(Endpoint):
     def delimiter(self) -> Optional[bytes]:
         return self._delimiter
 
+    @property
+    def close_reason(self) -> Optional[CloseReason]:
+        """Why the last connection ended (None while the first one is up, or
+        with a library that does not report it)."""
+        return self._close_reason
+
+    @property
+    def reconnecting(self) -> bool:
+        """True while a ``reconnect=True`` client is between connections."""
+        return (self._reconnect and not self._stopping and not self._done.is_set()
+                and not self.connected)
+
+    # -- flow control ---------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        """Bytes queued for the server and not yet handed to the kernel."""
+        n = need("tcp_client_queued")(self._handle())
+        if n < 0:
+            raise NotRunningError(f"{self._what()} is not connected")
+        return int(n)
+
+    def pause(self) -> None:
+        """Stop reading from the server (the server is slowed by TCP flow
+        control; nothing is lost) until :meth:`resume`. Idempotent."""
+        if need("tcp_client_pause")(self._handle()) != 0:
+            raise NotRunningError(f"{self._what()} is not connected")
+        self._paused = True
+
+    def resume(self) -> None:
+        """Restart reading after :meth:`pause`. Idempotent."""
+        if need("tcp_client_resume")(self._handle()) != 0:
+            raise NotRunningError(f"{self._what()} is not connected")
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def stats(self) -> ConnStats:
+        """Counters of the current (or last) connection."""
+        c = _core._CConnStats()
+        rc = need("tcp_client_conn_stats")(self._handle(), ctypes.addressof(c), ctypes.sizeof(c))
+        if rc != 0:
+            raise NotRunningError(f"{self._what()} was never connected")
+        return _core.conn_stats_of(c)
+
+    def wait_writable(self, timeout: Optional[float] = None) -> bool:
+        """Block until a refused send may be retried (the ready event) or the
+        connection ended; False on timeout. Not from a handler (use ``on_ready``)."""
+        return self._wait_writable(self, lambda: self.connected, timeout)
+
     def wait_closed(self, timeout: Optional[float] = None) -> bool:
         """Block until the connection has ended and its events were handled;
         False on timeout."""
@@ -239,11 +410,42 @@ class TcpClient(Endpoint):
             data = as_bytes(data)
         if _lib._forked:
             _lib.check_fork()
-        if not self._send_fn(self._h, data, len(data)):
-            self._send_failed(data)
+        send_ex = self._send_ex_fn
+        if send_ex is None:
+            if not self._send_fn(self._h, data, len(data)):
+                self._send_failed(data)
+            return
+        gen = self._ready_gen
+        rc = send_ex(self._h, data, len(data))
+        if rc:
+            self._send_failed(data, rc, gen)
 
-    def _send_failed(self, data: bytes) -> None:
+    def try_send(self, data: Data) -> bool:
+        """Queue ``data`` unless the connection applies back-pressure: True when
+        queued, False when the send queue is full (``on_ready`` /
+        :meth:`wait_writable` tell when to retry). Raises like :meth:`send`
+        for anything else."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        send_ex = self._send_ex_fn or need("tcp_client_send_ex")
+        if _lib._forked:
+            _lib.check_fork()
+        gen = self._ready_gen
+        rc = send_ex(self._h, data, len(data))
+        if rc == 0:
+            return True
+        if rc in BACKPRESSURE_CODES:
+            self._refused(gen)
+            return False
+        self._send_failed(data, rc, gen)
+        return False  # not reached
+
+    def _send_failed(self, data: bytes, rc: Optional[int] = None, gen: int = 0) -> None:
+        if rc is not None and rc in BACKPRESSURE_CODES:
+            self._refused(gen)
         reason = self._send_failure_reason(data)
+        if self._reconnect and rc == ErrorCode.NOT_RUNNING and self._connected_once:
+            raise send_error(rc, "cannot send: not connected (reconnecting)", reason)
         if self._connected_once and not self.connected:
             # The connection ended (the server closed it, or rejected our TLS
             # certificate): wait briefly for the dispatcher to learn why.
@@ -252,7 +454,10 @@ class TcpClient(Endpoint):
             why = self._closed_reason
             raise ConnectionClosedError("cannot send: connection closed"
                                         + (f": {why.message}" if why else ""))
-        raise SendError("cannot send" + (f": {reason}" if reason else ""), reason)
+        if rc is None:
+            raise SendError("cannot send" + (f": {reason}" if reason else ""), reason)
+        reason = reason or _core.strerror(rc)
+        raise send_error(rc, f"cannot send: {reason}", reason)
 
     def recv(self, timeout: Optional[float] = None) -> bytes:
         """The next received message (fragmented mode) or chunk (continuous mode).
@@ -314,13 +519,53 @@ class TcpClient(Endpoint):
                 else:
                     self._queue.put(data[off:off + ln])
             elif kind == EV_CLOSED:
-                self._queue.put(_CLOSED)
-                self._call_handler("on_closed", self._on_closed)
+                self._event_closed(code)
+                if not self._reconnect:
+                    self._queue.put(_CLOSED)
+                self._run_closed()
+            elif kind == EV_READY:
+                self._event_ready()
+                self._call_handler("on_ready", self._on_ready)
+            elif kind == EV_CONNECT:
+                self._run_connect(_cid, code)
             elif kind == EV_ERROR:
                 text = data[off:off + ln].decode("utf-8", "replace")
                 self._closed_reason = PeerError(code, text, 0)
                 self._peer_error(code, text, 0)
             off += ln
+
+    def _event_closed(self, code: int) -> None:
+        """Bookkeeping of a closed event (before the handler runs)."""
+        self._close_reason = close_reason(code)
+        self._paused = False
+        self._wake()
+        self._notify_ready()
+
+    def _event_ready(self) -> None:
+        self._wake()
+        self._notify_ready()
+
+    def _run_closed(self) -> None:
+        h = self._on_closed
+        if h is None:
+            return
+        try:
+            if self._closed_arity.wants_extra(h):
+                h(self._close_reason)
+            else:
+                h()
+        except BaseException as e:
+            self._handler_failed("on_closed", e)
+
+    def _run_connect(self, attempt: int, code: int) -> None:
+        if code == 0:
+            self._closed_reason = None
+        h = self._on_connect
+        if h is not None:
+            try:
+                h(attempt, connect_result(code))
+            except BaseException as e:
+                self._handler_failed("on_connect", e)
 
 
 class TlsClient(TcpClient):
@@ -384,6 +629,14 @@ class TlsClient(TcpClient):
     def server_subject(self) -> Dict[str, str]:
         """Every known subject field of the server's certificate, keyed by short name."""
         return _core.subject_dict(self.server_subject_part)
+
+
+def connect_result(code: int) -> "StartCode | int":
+    """The StartCode of a reconnection attempt's result (an int if unknown)."""
+    try:
+        return StartCode(code)
+    except ValueError:
+        return code
 
 
 def _maybe_timeout(err: StartError, elapsed: float, timeout: float) -> StartError:

@@ -1,20 +1,27 @@
-"""TCP and TLS servers: :class:`TcpServer` and :class:`TlsServer`."""
+"""TCP and TLS servers: :class:`TcpServer` and :class:`TlsServer`, and the
+per-client :class:`Connection` objects their handlers receive."""
 
 from __future__ import annotations
 
 import ctypes
+import inspect
 import os
+import weakref
 from threading import get_ident
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _core, _lib
-from ._core import (EV_CLOSED, EV_ERROR, EV_ESTABLISHED, EV_MESSAGE, HEADER, HEADER_SIZE,
-                    Data, Endpoint, F, as_bytes, check_port, field_nid, option_error,
-                    seconds_to_ms)
+from ._core import (BACKPRESSURE_CODES, COMMON_OPTIONS, EV_CLOSED, EV_ERROR, EV_ESTABLISHED,
+                    EV_MESSAGE, EV_READY, HEADER, HEADER_SIZE, ArityCache, CloseReason,
+                    ConnStats, Data, Endpoint, F, OptionTable, ProxyMode, ServerStats, Writable,
+                    address_list, as_bytes, bool_option, check_port, close_reason, count_option,
+                    field_nid, need, proxy_mode_option, seconds_option, send_error,
+                    thread_error_code, thread_error_text)
 from .errors import (ErrorCode, NoClientError, NotRunningError, SendError, StartError,
                      start_error)
 
-__all__ = ["TcpServer", "TlsServer"]
+__all__ = ["TcpServer", "TlsServer", "Connection", "BaseConnection", "CloseReason",
+           "ServerStats", "ConnStats", "ProxyMode"]
 
 _pack_header = HEADER.pack
 _MAX_PENDING_BYTES = 1 << 20  # queue a handler's batched sends at least every MiB
@@ -24,10 +31,185 @@ PathLike = Union[str, "os.PathLike[str]"]
 MessageHandler = Callable[[int, bytes], Any]
 ClientHandler = Callable[[int], Any]
 ErrorHandler = Callable[[int, BaseException], Any]
+#: ``on_accept(ip, port, local_port) -> bool``: True admits the connection.
+AcceptHandler = Callable[[str, int, int], Any]
+AddressList = Union[str, Iterable[str], None]
+
+_SERVER_OPTIONS: OptionTable = dict(
+    COMMON_OPTIONS,
+    max_connections=(_core.OPT_MAX_CONNECTIONS, count_option),
+    handshake_timeout=(_core.OPT_CONNECT_TIMEOUT_MS, seconds_option),
+    backlog=(_core.OPT_BACKLOG, count_option),
+    ipv6_only=(_core.OPT_IPV6_ONLY, bool_option),
+    memory_budget=(_core.OPT_MEMORY_BUDGET, count_option),
+    proxy_protocol=(_core.OPT_PROXY_PROTOCOL, proxy_mode_option),
+)
 
 
 def _path(p: Optional[PathLike]) -> Optional[str]:
     return None if p is None else os.fspath(p)
+
+
+class BaseConnection(Writable, int):
+    """One client of a server, as handlers receive it. It *is* the client id
+    (an :class:`int` subclass: ``server.send(conn, data)``, ``conn == 3``, dict
+    keys and ``%d`` work as with the plain id), and it carries the
+    connection's state and controls.
+
+    ``data`` (and any other attribute you set) belongs to you: keep your
+    per-client state there instead of in a dict keyed by id. The object stays
+    the same from ``on_established`` to ``on_closed``; after the close,
+    ``connected`` is False and ``close_reason`` says why.
+    """
+
+    data: Any
+    connected: bool
+    close_reason: Optional[CloseReason]
+
+    def __new__(cls, client_id: int, server: "TcpServer") -> "BaseConnection":
+        return int.__new__(cls, client_id)
+
+    def __init__(self, client_id: int, server: "TcpServer") -> None:
+        self._server = server
+        self.data = None
+        self.connected = True
+        self.close_reason = None
+        self._paused = False
+        self._idle_timeout: Optional[float] = None
+        self._address = server._address_of(client_id)
+
+    # An int to everyone who treats it as one (str(), f"{conn}", json, pickle).
+    __str__ = int.__repr__
+
+    def __repr__(self) -> str:
+        ip, port = self._address
+        state = "" if self.connected else (
+            f" closed ({self.close_reason.name})" if self.close_reason else " closed")
+        return f"<{type(self).__name__} {int(self)} {ip}:{port}{state}>"
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (int, (int(self),))
+
+    @property
+    def id(self) -> int:
+        """The client id (also the value of this int)."""
+        return int(self)
+
+    @property
+    def server(self) -> "TcpServer":
+        """The (synchronous) server this client is connected to."""
+        return self._server
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        """``(ip, port)`` of the peer, kept after the close (``("", 0)`` if the
+        connection ended before it could be read)."""
+        return self._address
+
+    @property
+    def ip(self) -> str:
+        return self._address[0]
+
+    @property
+    def port(self) -> int:
+        return self._address[1]
+
+    # -- flow control ------------------------------------------------------------
+    def try_send(self, data: Data) -> bool:
+        """Queue ``data`` unless the connection is applying back-pressure: True
+        when queued, False when its send queue is full or the server's memory
+        budget is used up (``on_ready`` / ``drain()`` tell when to retry).
+        Raises :class:`tcpgo.SendError` (with ``.code``) for anything else."""
+        return self._server.try_send(self, data)
+
+    @property
+    def queued(self) -> int:
+        """Bytes queued for this client and not yet handed to the kernel."""
+        return self._server.queued(self)
+
+    def pause(self) -> None:
+        """Stop reading from this client (no ``on_message`` until :meth:`resume`;
+        the peer is slowed by TCP flow control; nothing is lost). Idempotent."""
+        self._server.pause(self)
+
+    def resume(self) -> None:
+        """Restart reading after :meth:`pause`. Idempotent."""
+        self._server.resume(self)
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._paused
+
+    @property
+    def idle_timeout(self) -> Optional[float]:
+        """The idle timeout set on this connection in seconds (0 = none), or
+        None when it uses the server's ``idle_timeout``. Assign to change it."""
+        return self._idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, seconds: float) -> None:
+        self._server.set_idle_timeout(self, seconds)
+
+    def stats(self) -> ConnStats:
+        """This connection's counters (bytes and messages in/out, connect time)."""
+        return self._server.connection_stats(self)
+
+    def close(self) -> None:
+        """Close this connection (after up to ``linger`` for what is queued);
+        ``on_closed`` follows. Idempotent."""
+        try:
+            self._server.close_client(self)
+        except NoClientError:
+            if self.connected and self._server._h is not None and self._server.running:
+                raise
+
+
+class Connection(BaseConnection):
+    """A client of a :class:`TcpServer` (see :class:`BaseConnection`) with
+    the synchronous send API."""
+
+    def send(self, data: Data) -> None:
+        """Queue ``data`` for this client; see :meth:`TcpServer.send`."""
+        self._server.send(self, data)
+
+    def flush(self, timeout: Optional[float] = 2.0) -> bool:
+        """Wait until what was queued for this client was written; see
+        :meth:`TcpServer.flush`."""
+        return self._server.flush(self, timeout)
+
+    def wait_writable(self, timeout: Optional[float] = None) -> bool:
+        """Block until a refused send may be retried (the ready event) or the
+        connection closed; False on timeout. For threads other than the
+        handlers' (a handler uses ``on_ready``)."""
+        return self._server._wait_writable(self, lambda: self.connected, timeout)
+
+
+class _AcceptCall:
+    """The ctypes callback behind ``on_accept``: called on library threads,
+    before any TLS handshake. It holds the server weakly (the callback object
+    lives as long as the library handle), refuses once the interpreter is
+    exiting, and turns every exception into a logged refusal."""
+
+    def __init__(self, server: "TcpServer") -> None:
+        self._server = weakref.ref(server)
+
+    def __call__(self, _user: Any, ip: Optional[bytes], port: int, local_port: int) -> int:
+        try:
+            if _core.is_exiting():
+                return 0
+            srv = self._server()
+            h = None if srv is None else srv._on_accept
+            if h is None:
+                return 1
+            return 1 if h(ip.decode("ascii", "replace") if ip else "", port, local_port) else 0
+        except BaseException:  # never unwind into the library
+            try:
+                _core.logger.exception("tcpgo: exception in on_accept handler; connection "
+                                       "refused")
+            except BaseException:
+                pass
+            return 0
 
 
 class TcpServer(Endpoint):
@@ -42,12 +224,33 @@ class TcpServer(Endpoint):
 
     Handlers run one at a time, in order, on the server's dispatcher thread
     (never on the thread that called :meth:`start`): ``on_established(client_id)``,
-    ``on_message(client_id, data)``, ``on_closed(client_id)``, and
+    ``on_message(client_id, data)``, ``on_closed(client_id)`` -- or
+    ``on_closed(client_id, reason)`` if the handler takes two arguments, with
+    a :class:`tcpgo.CloseReason` --, ``on_ready(client_id)`` when a client's
+    send queue drained after a refused send (see :meth:`try_send`), and
     ``on_error(client_id, error)`` which receives a :class:`tcpgo.PeerError` for
     problems the library reports (a too-long message, a failed TLS handshake
-    with ``client_id`` 0...) and any exception raised by another handler (which
-    is also logged to the ``tcpgo`` logger; it never stops the server).
-    A handler must not block for long: while it runs, no event is handled.
+    or a refused connection with ``client_id`` 0...) and any exception raised
+    by another handler (which is also logged to the ``tcpgo`` logger; it never
+    stops the server). A handler must not block for long: while it runs, no
+    event is handled.
+
+    The ``client_id`` handlers receive is a :class:`tcpgo.Connection`: an
+    ``int`` (the id, usable everywhere an id is) with the connection's own
+    state and controls -- ``conn.data`` for your per-client state,
+    ``conn.address``, ``conn.send()``, ``conn.try_send()``, ``conn.queued``,
+    ``conn.pause()``/``conn.resume()``, ``conn.idle_timeout``, ``conn.stats()``,
+    ``conn.close()``, and after the close ``conn.close_reason``.
+    :meth:`connection` finds it by id from anywhere.
+
+    ``on_accept(ip, port, local_port) -> bool`` decides about each connection
+    before its TLS handshake (and after the ``allowed``/``blocked`` lists and
+    ``max_connections``): a false result refuses it. Unlike the other
+    handlers it runs on a library thread, one connection at a time: keep it
+    short. An exception in it is logged and refuses the connection.
+    Refused connections never reach ``on_established``; they are counted in
+    :meth:`stats` and reported to ``on_error`` with client id 0 and
+    ``ErrorCode`` -17 (refused).
 
     Example -- an echo server on a port chosen by the system::
 
@@ -63,14 +266,64 @@ class TcpServer(Endpoint):
 
     ``host`` is the address to listen on: ``""`` (the default) means every
     interface, IPv4 and IPv6; tests and local tools should pass ``"127.0.0.1"``.
-    Other options: ``nodelay`` (TCP_NODELAY, default on), ``reuse_port``
-    (SO_REUSEPORT), ``send_queue_limit`` (bytes queued per connection before
-    :meth:`send` fails, default 64 MiB, 0 = no limit) and ``event_queue_limit``
-    (bytes of received data waiting for the dispatcher before the library stops
-    reading, default 16 MiB).
 
-    ``linger`` (seconds, default 1) is how long :meth:`stop` and
-    :meth:`close_client` first wait for queued data to be written.
+    Options (keyword arguments; None = the library's default, which is safe
+    for untrusted peers). Durations are in seconds, sizes in bytes, 0 means
+    "no limit" unless said otherwise:
+
+    ======================  ==============  =========================================
+    option                  default         meaning
+    ======================  ==============  =========================================
+    ``max_len``             16 MiB          longest message (fragmented mode), both
+                                            ways; a longer one closes the connection
+    ``send_queue_limit``    4 MiB           bytes queued per connection before a
+                                            send is refused (``QUEUE_FULL``)
+    ``memory_budget``       64 MiB          bytes for all connections together
+                                            (partial messages, send queues, event
+                                            queue); over it sends are refused
+                                            (``MEMORY_BUDGET``) and the connection
+                                            holding most is closed
+    ``max_connections``     10000           connections at once (incl. handshakes);
+                                            more are refused
+    ``idle_timeout``        0 (none)        close a connection that received nothing
+                                            for this long (``IDLE_TIMEOUT``);
+                                            per connection: ``conn.idle_timeout``
+    ``message_timeout``     0 (none)        a started message must end within this
+                                            (slow-drip peers; ``MESSAGE_TIMEOUT``)
+    ``write_timeout``       0 (none)        queued data must be taken by the peer
+                                            within this (``WRITE_TIMEOUT``)
+    ``handshake_timeout``   10              TLS handshake (and PROXY header) time
+    ``keepalive``           True            TCP keep-alive probes, with
+    ``keepalive_idle``      15              idle time before the first probe,
+    ``keepalive_interval``  15              time between probes,
+    ``keepalive_count``     9               unanswered probes before dropping
+    ``backlog``             0 (system max)  listen backlog (net.core.somaxconn)
+    ``ipv6_only``           False           with an IPv6 ``host``: IPv6 only instead
+                                            of dual stack
+    ``close_on_eof``        False           a peer's EOF closes at once, dropping
+                                            what is queued (default: queued replies
+                                            are written first)
+    ``send_low_water``      64 KiB          ``on_ready`` fires when a refused
+                                            connection's queue drained to this
+    ``callback_threads``    64              library threads running callbacks (here:
+                                            ``on_accept``) at once, 1..4096
+    ``event_queue_limit``   16 MiB          received bytes waiting for the
+                                            dispatcher before reading pauses
+    ``linger``              1               how long :meth:`stop` and
+                                            :meth:`close_client` wait for queued data
+    ``nodelay``             True            TCP_NODELAY
+    ``reuse_port``          False           SO_REUSEPORT (rolling restarts)
+    ``proxy_protocol``      ``"off"``       PROXY protocol v1/v2: ``"trusted"``
+                                            (required from ``proxy_trusted``
+                                            addresses only) or ``"required"``
+    ``proxy_trusted``       ()              addresses/CIDR ranges of trusted proxies
+    ``allowed``             () (all)        only these addresses/CIDR ranges may
+                                            connect (see :attr:`allowed`)
+    ``blocked``             ()              these may not (see :attr:`blocked`)
+    ======================  ==============  =========================================
+
+    Options are fixed while the server runs (stop it to change them), except
+    ``allowed``/``blocked``, the handlers and per-connection settings.
 
     Sends made by handlers are batched: a :meth:`send` called from a handler
     (on the dispatcher thread) is queued in the library, together with the
@@ -81,7 +334,13 @@ class TcpServer(Endpoint):
     gone, its send queue is full) is logged and reported to ``on_error`` as a
     :class:`tcpgo.SendError` with client id 0, instead of being raised by
     :meth:`send`. ``batch_sends=False`` queues every message at once (and
-    raises). Sends from other threads are always immediate.
+    raises). Sends from other threads are always immediate, and so is
+    :meth:`try_send`, which reports back-pressure by returning False.
+
+    Lifecycle: :meth:`stop_listening` closes the listening socket and keeps
+    serving the connected clients (rolling restarts with ``reuse_port``);
+    :meth:`shutdown` stops gracefully, giving queued data up to a deadline;
+    :meth:`stop` closes everything after ``linger``.
 
     A running server keeps itself alive (like a running thread) until
     :meth:`stop`, :meth:`close`, the end of a ``with`` block, or interpreter
@@ -104,11 +363,32 @@ class TcpServer(Endpoint):
                  on_established: Optional[ClientHandler] = None,
                  on_closed: Optional[ClientHandler] = None,
                  on_error: Optional[ErrorHandler] = None,
+                 on_ready: Optional[ClientHandler] = None,
+                 on_accept: Optional[AcceptHandler] = None,
                  nodelay: bool = True, reuse_port: bool = False,
                  send_queue_limit: Optional[int] = None,
                  event_queue_limit: Optional[int] = None,
                  linger: Optional[float] = None,
-                 batch_sends: bool = True) -> None:
+                 batch_sends: bool = True,
+                 memory_budget: Optional[int] = None,
+                 max_connections: Optional[int] = None,
+                 idle_timeout: Optional[float] = None,
+                 message_timeout: Optional[float] = None,
+                 write_timeout: Optional[float] = None,
+                 handshake_timeout: Optional[float] = None,
+                 keepalive: Optional[bool] = None,
+                 keepalive_idle: Optional[float] = None,
+                 keepalive_interval: Optional[float] = None,
+                 keepalive_count: Optional[int] = None,
+                 backlog: Optional[int] = None,
+                 ipv6_only: Optional[bool] = None,
+                 close_on_eof: Optional[bool] = None,
+                 send_low_water: Optional[int] = None,
+                 callback_threads: Optional[int] = None,
+                 proxy_protocol: Union[ProxyMode, str, int, None] = None,
+                 proxy_trusted: AddressList = None,
+                 allowed: AddressList = None,
+                 blocked: AddressList = None) -> None:
         super().__init__()
         self._set_framing(delimiter, max_len)
         if not isinstance(host, str):
@@ -118,13 +398,42 @@ class TcpServer(Endpoint):
         self._on_established: Optional[ClientHandler] = on_established
         self._on_closed: Optional[ClientHandler] = on_closed
         self._on_error = on_error
+        self._on_ready: Optional[ClientHandler] = on_ready
+        self._on_accept: Optional[AcceptHandler] = None
+        self._accept_call: Any = None  # the ctypes callback, once installed
+        self._closed_arity = ArityCache(2)
         self._port = 0
+        # Connection objects of the established clients, by id.
+        self._conns: Dict[int, BaseConnection] = {}
+        self._connection_class: Callable[[int, "TcpServer"], BaseConnection] = Connection
+        self._allowed: Tuple[str, ...] = ()
+        self._blocked: Tuple[str, ...] = ()
         self._create_handle(max_len, nodelay)
         if reuse_port:
             self._set_option(_core.OPT_REUSEPORT, 1)
         self._set_queue_options(send_queue_limit, event_queue_limit, linger)
+        self._apply_options(_SERVER_OPTIONS, dict(
+            memory_budget=memory_budget, max_connections=max_connections,
+            idle_timeout=idle_timeout, message_timeout=message_timeout,
+            write_timeout=write_timeout, handshake_timeout=handshake_timeout,
+            keepalive=keepalive, keepalive_idle=keepalive_idle,
+            keepalive_interval=keepalive_interval, keepalive_count=keepalive_count,
+            backlog=backlog, ipv6_only=ipv6_only, close_on_eof=close_on_eof,
+            send_low_water=send_low_water, callback_threads=callback_threads,
+            proxy_protocol=proxy_protocol))
+        if proxy_trusted is not None:
+            self._set_option_str(_core.OPT_PROXY_TRUSTED,
+                                 ", ".join(address_list("proxy_trusted", proxy_trusted)))
+        if allowed is not None:
+            self.allowed = allowed  # type: ignore[assignment]
+        if blocked is not None:
+            self.blocked = blocked  # type: ignore[assignment]
+        if on_accept is not None:
+            self.on_accept(on_accept)
         L = _lib.lib()
         self._send_fn = L.tcp_send_msg
+        # send_ex returns why a send was refused; tcp_send_msg (older libraries) only 1/0.
+        self._send_ex_fn = getattr(L, "tcp_server_send_ex", None)
         # Sends made by handlers on the dispatcher thread are collected and
         # queued with one tcp_server_send_batch call per event batch.
         self._batch_fn = getattr(L, "tcp_server_send_batch", None) if batch_sends else None
@@ -132,12 +441,6 @@ class TcpServer(Endpoint):
         self._pending: List[bytes] = []
         self._pending_count = 0
         self._pending_bytes = 0
-
-    # -- options -----------------------------------------------------------
-    def _set_option_str(self, option: int, value: str) -> None:
-        rc = _lib.lib().tcp_server_set_option_str(self._handle(), option, value.encode("utf-8"))
-        if rc != 0:
-            raise option_error(rc, option, value, self._last_error())
 
     # -- handler registration (decorators or plain calls) -------------------
     def on_message(self, handler: F) -> F:
@@ -163,6 +466,74 @@ class TcpServer(Endpoint):
         usable as a decorator."""
         self._on_error = handler
         return handler
+
+    def on_ready(self, handler: F) -> F:
+        """Register ``handler(client_id)``, called when a client's send queue
+        drained to ``send_low_water`` after a send to it was refused for
+        back-pressure (queue full, memory budget): sending may go on. Once per
+        refusal, in the connection's event order; usable as a decorator."""
+        self._on_ready = handler
+        return handler
+
+    def on_accept(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(ip, port, local_port) -> bool`` (None removes it),
+        asked about every connection before its TLS handshake: a false result
+        refuses it (closed at once, never established, counted as refused).
+
+        It runs on a library thread, not the dispatcher, one connection at a
+        time, also while the server runs: keep it short and thread-safe. An
+        exception is logged and refuses the connection; once the interpreter
+        is exiting every connection is refused. Usable as a decorator."""
+        if handler is not None and (not callable(handler)
+                                    or inspect.iscoroutinefunction(handler)):
+            raise TypeError("on_accept needs a plain function (it runs on a library thread)")
+        set_fn = need("tcp_server_set_on_accept")
+        self._on_accept = handler
+        h = self._handle()
+        if handler is None:
+            set_fn(h, _lib.ACCEPT_FN(), None)  # a NULL function pointer
+            return handler
+        if self._accept_call is None:
+            self._accept_call = _lib.ACCEPT_FN(_AcceptCall(self))
+            self._keep.append(self._accept_call)  # alive until the handle is freed
+        set_fn(h, self._accept_call, None)
+        return handler
+
+    def _before_exit_stop(self, h: ctypes.c_void_p) -> None:
+        if self._accept_call is not None:
+            _lib.lib().tcp_server_set_on_accept(h, _lib.ACCEPT_FN(), None)
+
+    # -- admission -----------------------------------------------------------
+    @property
+    def allowed(self) -> Tuple[str, ...]:
+        """Addresses and CIDR ranges (IPv4, IPv6) allowed to connect; empty =
+        everyone not blocked. Assign a list or a comma-separated str to
+        replace it, also while running (for connections accepted afterwards);
+        an entry that does not parse raises :class:`ValueError` and leaves the
+        list unchanged."""
+        return self._allowed
+
+    @allowed.setter
+    def allowed(self, entries: AddressList) -> None:
+        self._allowed = self._set_address_list("tcp_server_set_allowed", "allowed", entries)
+
+    @property
+    def blocked(self) -> Tuple[str, ...]:
+        """Addresses and CIDR ranges refused before any handshake (checked
+        before ``allowed``); assignable like :attr:`allowed`."""
+        return self._blocked
+
+    @blocked.setter
+    def blocked(self, entries: AddressList) -> None:
+        self._blocked = self._set_address_list("tcp_server_set_blocked", "blocked", entries)
+
+    def _set_address_list(self, fn_name: str, name: str, entries: AddressList) -> Tuple[str, ...]:
+        items = address_list(name, entries)
+        rc = need(fn_name)(self._handle(), ", ".join(items).encode("utf-8"))
+        if rc != 0:
+            reason = thread_error_text() or self._last_error() or _core.strerror(rc)
+            raise ValueError(f"{name} list {list(items)!r} not accepted: {reason}")
+        return items
 
     # -- life cycle ----------------------------------------------------------
     def _start_call(self, L: Any, h: ctypes.c_void_p, port: int) -> int:
@@ -241,6 +612,36 @@ class TcpServer(Endpoint):
         self._send_pending_here()
         self._stop_and_join()
 
+    def stop_listening(self) -> None:
+        """Close the listening socket but keep serving the connected clients
+        (for a rolling restart: another server can take the port with
+        ``reuse_port=True``). :attr:`running` stays True until :meth:`stop`.
+        Raises :class:`tcpgo.NotRunningError` when not running."""
+        rc = need("tcp_server_stop_listening")(self._handle())
+        if rc == ErrorCode.NOT_RUNNING:
+            raise NotRunningError(f"{self._what()} is not running")
+        if rc != 0:
+            raise StartError(rc, f"{self._what()}.stop_listening failed: "
+                                 f"{thread_error_text() or _core.strerror(rc)}")
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Stop gracefully: stop listening, give every connection up to
+        ``timeout`` seconds in all to write what is queued (handlers still run
+        and may still send meanwhile), then stop as :meth:`stop` does
+        (``on_closed`` with :attr:`CloseReason.STOPPED`). Returns True when
+        every queue was written in time, False when some data was dropped.
+        A server that is not running returns True."""
+        ms = seconds_option("timeout", timeout)
+        h = self._h
+        if h is None:
+            return True
+        fn = need("tcp_server_shutdown")
+        self._send_pending_here()
+        self._stopping = True
+        rc = fn(h, ms)
+        self._join_dispatcher()
+        return rc != ErrorCode.TIMEOUT
+
     def close(self) -> None:
         """Stop the server and release its resources; it cannot be used afterwards."""
         super().close()
@@ -312,6 +713,122 @@ class TcpServer(Endpoint):
         """``(ip, port)`` of a connected client."""
         return self.client_ip(client_id), self.client_port(client_id)
 
+    def _address_of(self, client_id: int) -> Tuple[str, int]:
+        """``(ip, port)``, or ``("", 0)`` once the library forgot the client."""
+        h = self._h
+        if h is None:
+            return "", 0
+        L = _lib.lib()
+        rc, ip = _lib.read_string(L.tcp_server_client_ip, h, client_id)
+        port = L.tcp_server_client_port(h, client_id)
+        return (ip, port) if rc >= 0 and port >= 0 else ("", 0)
+
+    # -- connections ------------------------------------------------------------
+    def connection(self, client_id: int) -> BaseConnection:
+        """The :class:`Connection` object of a connected client (the same one
+        the handlers get). Raises :class:`tcpgo.NoClientError` for an id that
+        is not connected."""
+        conn = self._conns.get(client_id)
+        if conn is not None:
+            return conn
+        if self._h is None or _lib.lib().tcp_server_client_port(self._h, client_id) < 0:
+            raise NoClientError(f"no connected client with id {client_id}")
+        return self._conn_open(client_id)
+
+    @property
+    def connections(self) -> List[BaseConnection]:
+        """The :class:`Connection` objects of the clients whose
+        ``on_established`` has been handled and ``on_closed`` not yet."""
+        return list(self._conns.values())
+
+    def _conn_open(self, client_id: int) -> BaseConnection:
+        conn = self._conns.get(client_id)
+        if conn is None:
+            conn = self._connection_class(client_id, self)
+            conn = self._conns.setdefault(client_id, conn)
+        return conn
+
+    def _conn_closed(self, client_id: int, code: int) -> BaseConnection:
+        """The closed event of a client: its object, now closed, with the reason."""
+        conn = self._conns.pop(client_id, None)
+        if conn is None:
+            conn = self._connection_class(client_id, self)
+        conn.connected = False
+        conn.close_reason = close_reason(code)
+        conn._wake()
+        self._notify_ready()
+        return conn
+
+    def _conn_ready(self, client_id: int) -> BaseConnection:
+        conn = self._conn_open(client_id)
+        conn._wake()
+        self._notify_ready()
+        return conn
+
+    def _conn_call(self, name: str, client_id: int) -> int:
+        """Call ``tcp_server_<name>(h, client_id)``; NoClientError for an unknown id."""
+        rc = need("tcp_server_" + name)(self._handle(), client_id)
+        if rc == ErrorCode.NO_CLIENT:
+            raise NoClientError(f"no connected client with id {client_id}")
+        if rc == ErrorCode.NOT_RUNNING:
+            raise NotRunningError(f"{self._what()} is not running")
+        return rc
+
+    def pause(self, client_id: int) -> None:
+        """Stop reading from a client (see :meth:`Connection.pause`)."""
+        self._conn_call("pause", client_id)
+        conn = self._conns.get(client_id)
+        if conn is not None:
+            conn._paused = True
+
+    def resume(self, client_id: int) -> None:
+        """Restart reading from a paused client."""
+        self._conn_call("resume", client_id)
+        conn = self._conns.get(client_id)
+        if conn is not None:
+            conn._paused = False
+
+    def queued(self, client_id: int) -> int:
+        """Bytes queued for a client and not yet handed to the kernel."""
+        n = self._conn_call("queued", client_id)
+        if n < 0:
+            raise SendError(f"queued({client_id}): {_core.strerror(n)}", code=n)
+        return n
+
+    def set_idle_timeout(self, client_id: int, seconds: float) -> None:
+        """Idle timeout of one connection (0 = none), replacing the server's
+        ``idle_timeout`` for it."""
+        ms = seconds_option("idle_timeout", seconds)
+        rc = need("tcp_server_set_idle_timeout")(self._handle(), client_id, ms)
+        if rc == ErrorCode.NO_CLIENT:
+            raise NoClientError(f"no connected client with id {client_id}")
+        if rc == ErrorCode.INVALID_ARG:
+            raise ValueError(f"idle timeout {seconds!r} s out of range")
+        if rc != 0:
+            raise NotRunningError(f"set_idle_timeout: {_core.strerror(rc)}")
+        conn = self._conns.get(client_id)
+        if conn is not None:
+            conn._idle_timeout = float(seconds)
+
+    def connection_stats(self, client_id: int) -> ConnStats:
+        """Counters of one connected client."""
+        c = _core._CConnStats()
+        rc = need("tcp_server_conn_stats")(self._handle(), client_id, ctypes.addressof(c),
+                                           ctypes.sizeof(c))
+        if rc == ErrorCode.NO_CLIENT:
+            raise NoClientError(f"no connected client with id {client_id}")
+        if rc != 0:
+            raise NotRunningError(f"connection_stats: {_core.strerror(rc)}")
+        return _core.conn_stats_of(c)
+
+    def stats(self) -> ServerStats:
+        """The server's counters since it was created (across restarts)."""
+        c = _core._CServerStats()
+        rc = need("tcp_server_get_stats")(self._handle(), ctypes.addressof(c), ctypes.sizeof(c))
+        if rc != 0:
+            raise NotRunningError(f"stats: {_core.strerror(rc)}")
+        return _core.server_stats_of(c)
+
     # -- sending ---------------------------------------------------------------
     def send(self, client_id: int, data: Data) -> None:
         """Queue ``data`` (bytes, or str sent as UTF-8) for a client; never blocks.
@@ -319,7 +836,9 @@ class TcpServer(Endpoint):
         Fragmented mode appends the delimiter. Raises :class:`ValueError` when
         the message holds the delimiter or exceeds ``max_len``, and
         :class:`tcpgo.SendError` when the client is unknown (it may just have
-        disconnected), the server is not running, or the send queue is full --
+        disconnected; ``.code`` ``NO_CLIENT``), the server is not running
+        (``NOT_RUNNING``), or the send queue is full (``QUEUE_FULL``, or -16
+        for the memory budget: ``on_ready`` follows once it drained) --
         except inside handlers, where sends are batched (see the class
         documentation) and such failures go to ``on_error``.
         Messages to one client are sent in the order of the calls.
@@ -339,8 +858,53 @@ class TcpServer(Endpoint):
             return
         if _lib._forked:
             _lib.check_fork()
-        if not self._send_fn(self._h, client_id, data, len(data)):
-            self._send_failed(client_id, data)
+        send_ex = self._send_ex_fn
+        if send_ex is None:
+            if not self._send_fn(self._h, client_id, data, len(data)):
+                self._send_failed(client_id, data)
+            return
+        conn = self._conns.get(client_id)
+        gen = 0 if conn is None else conn._ready_gen
+        rc = send_ex(self._h, client_id, data, len(data))
+        if rc:
+            self._send_refused(client_id, data, rc, conn, gen)
+
+    def try_send(self, client_id: int, data: Data) -> bool:
+        """Queue ``data`` for a client at once (never batched, never blocks).
+
+        Returns True when queued and False when the client applies
+        back-pressure -- its send queue is full (``send_queue_limit``) or the
+        server's ``memory_budget`` is used up; ``on_ready(client_id)`` runs
+        once it drained to ``send_low_water`` (and ``conn.writable`` turns
+        True again). Raises :class:`tcpgo.SendError` (with ``.code``) when the
+        client is gone or the server is not running, :class:`ValueError` for
+        a message the framing cannot carry."""
+        if type(data) is not bytes:
+            data = as_bytes(data)
+        self._send_pending_here()
+        send_ex = self._send_ex_fn or need("tcp_server_send_ex")
+        if _lib._forked:
+            _lib.check_fork()
+        conn = self._conns.get(client_id)
+        gen = 0 if conn is None else conn._ready_gen
+        rc = send_ex(self._h, client_id, data, len(data))
+        if rc == 0:
+            return True
+        if rc in BACKPRESSURE_CODES:
+            if conn is not None:
+                conn._refused(gen)
+            return False
+        self._send_refused(client_id, data, rc, conn, gen)
+        return False  # not reached
+
+    def _send_refused(self, client_id: int, data: bytes, rc: int,
+                      conn: Optional[BaseConnection], gen: int) -> None:
+        """Raise for a send the library refused with code ``rc``."""
+        if rc in BACKPRESSURE_CODES and conn is not None:
+            conn._refused(gen)
+        reason = self._send_failure_reason(data)
+        reason = reason or _core.strerror(rc)
+        raise send_error(rc, f"cannot send to client {client_id}: {reason}", reason)
 
     def _send_pending_here(self) -> None:
         """Queue the batched sends first when called from a handler."""
@@ -358,9 +922,11 @@ class TcpServer(Endpoint):
             return
         queued = self._batch_fn(h, buf, len(buf), count)
         if queued != count:
-            reason = self._last_error()
-            err = SendError(f"{count - max(queued, 0)} of {count} messages sent by handlers "
-                            f"were not queued" + (f": {reason}" if reason else ""), reason)
+            code = thread_error_code() or None
+            reason = thread_error_text() or self._last_error()
+            err = send_error(code,  # type: ignore[arg-type]
+                             f"{count - max(queued, 0)} of {count} messages sent by handlers "
+                             f"were not queued" + (f": {reason}" if reason else ""), reason)
             _core.logger.info("tcpgo: %r: %s", self, err)
             h2 = self._on_error
             if h2 is not None:
@@ -384,13 +950,15 @@ class TcpServer(Endpoint):
         return max(0, _lib.lib().tcp_server_broadcast(self._handle(), data, len(data)))
 
     def _send_failed(self, client_id: int, data: bytes) -> None:
+        """tcp_send_msg (a library without send_ex) returned 0."""
         reason = self._send_failure_reason(data)
         raise SendError(f"cannot send to client {client_id}" + (f": {reason}" if reason else ""),
                         reason)
 
     def close_client(self, client_id: int) -> None:
-        """Close one client's connection (its ``on_closed`` follows), after up to
-        ``linger`` seconds for what was sent to it to be written."""
+        """Close one client's connection (its ``on_closed`` follows, with
+        :attr:`CloseReason.LOCAL`), after up to ``linger`` seconds for what
+        was sent to it to be written."""
         self._send_pending_here()
         rc = _lib.lib().tcp_server_close_client(self._handle(), client_id)
         if rc < 0:
@@ -419,23 +987,43 @@ class TcpServer(Endpoint):
     def _run_handlers(self, data: bytes, n: int) -> None:
         off = 0
         unpack = HEADER.unpack_from
+        conns = self._conns
         for _ in range(n):
             kind, cid, code, ln = unpack(data, off)
             off += HEADER_SIZE
             if kind == EV_MESSAGE:
                 h = self._on_message
                 if h is not None:
+                    conn = conns.get(cid)
+                    if conn is None:
+                        conn = self._conn_open(cid)
                     try:
-                        h(cid, data[off:off + ln])
+                        h(conn, data[off:off + ln])
                     except BaseException as e:
-                        self._handler_failed("on_message", e, cid)
+                        self._handler_failed("on_message", e, conn)
             elif kind == EV_ESTABLISHED:
-                self._call_handler("on_established", self._on_established, cid)
+                self._call_handler("on_established", self._on_established, self._conn_open(cid))
             elif kind == EV_CLOSED:
-                self._call_handler("on_closed", self._on_closed, cid)
+                self._run_closed(self._conn_closed(cid, code))
+            elif kind == EV_READY:
+                self._call_handler("on_ready", self._on_ready, self._conn_ready(cid))
             elif kind == EV_ERROR:
-                self._peer_error(code, data[off:off + ln].decode("utf-8", "replace"), cid, cid)
+                conn = conns.get(cid, cid) if cid else 0
+                self._peer_error(code, data[off:off + ln].decode("utf-8", "replace"), cid, conn)
             off += ln
+
+    def _run_closed(self, conn: BaseConnection) -> None:
+        """on_closed(conn), or on_closed(conn, reason) for a handler taking two arguments."""
+        h = self._on_closed
+        if h is None:
+            return
+        try:
+            if self._closed_arity.wants_extra(h):
+                h(conn, conn.close_reason)
+            else:
+                h(conn)
+        except BaseException as e:
+            self._handler_failed("on_closed", e, conn)
 
 
 class TlsServer(TcpServer):
@@ -469,7 +1057,7 @@ class TlsServer(TcpServer):
                  min_tls_version: Union[str, int, None] = None,
                  handshake_timeout: Optional[float] = None,
                  **kwargs: Any) -> None:
-        super().__init__(delimiter, max_len, **kwargs)
+        super().__init__(delimiter, max_len, handshake_timeout=handshake_timeout, **kwargs)
         self._cert = _path(cert)
         self._key = _path(key)
         self._ca = _path(ca)
@@ -479,8 +1067,6 @@ class TlsServer(TcpServer):
             self._set_option(_core.OPT_REQUIRE_CLIENT_CERT, 0)
         if min_tls_version is not None:
             self._set_option(_core.OPT_TLS_MIN_VERSION, tls_version_value(min_tls_version))
-        if handshake_timeout is not None:
-            self._set_option(_core.OPT_CONNECT_TIMEOUT_MS, seconds_to_ms(handshake_timeout))
 
     def _start_call(self, L: Any, h: ctypes.c_void_p, port: int) -> int:
         enc = os.fsencode
