@@ -326,6 +326,9 @@ func (c *conn) failWrite(err error) {
 	reason := CloseReset
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		reason = CloseWriteTimeout
+		if c.srvStats != nil {
+			c.srvStats.timedOut.Add(1)
+		}
 	}
 	if c.writeErr == nil && !c.dead {
 		code := ErrIO
@@ -409,6 +412,9 @@ func (c *conn) waitDrainedIdle(timeout time.Duration, idle bool) error {
 		c.mu.Unlock()
 		return newError(ErrTimeout, nil, "data still queued for connection %d", c.id)
 	}
+	if c.corked && !c.writer && len(c.out) > 0 {
+		c.startWriterLocked() // a flush from a message callback: write now
+	}
 	if c.drained == nil {
 		c.drained = make(chan struct{})
 	}
@@ -483,18 +489,24 @@ func (c *conn) pause() {
 		c.resumeCh = make(chan struct{})
 	}
 	c.pauseMu.Unlock()
-	// A reader blocked in read without a deadline notices nothing; it
-	// delivers what it reads next only after resume (see waitResumed).
+	// The idle and message timeouts do not run while paused (the reader
+	// re-arms them after resume). A reader blocked in read delivers what it
+	// reads next only after resume (see waitResumed).
+	c.raw.SetReadDeadline(time.Time{})
 }
 
 func (c *conn) resumeReading() {
 	c.pauseMu.Lock()
+	wasPaused := c.paused
 	if c.paused {
 		c.paused = false
 		c.pausedA.Store(false)
 		close(c.resumeCh)
 	}
 	c.pauseMu.Unlock()
+	if idle := time.Duration(c.idle.Load()); wasPaused && idle > 0 {
+		c.raw.SetReadDeadline(time.Now().Add(idle)) // for a reader still waiting in read
+	}
 }
 
 func (c *conn) isPaused() bool { return c.pausedA.Load() }
@@ -660,6 +672,9 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			}
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.isPaused() {
+				continue // a timeout that fired as the connection was paused
+			}
 			return c.endReason(err, r.pending() > 0, msgStart)
 		}
 	}
@@ -753,6 +768,11 @@ func (c *conn) armReadDeadline(partial bool, msgStart time.Time, armed *bool) {
 		return
 	}
 	*armed = true
+	defer func() {
+		if c.isPaused() { // paused meanwhile: pause's clearing may have come first
+			c.raw.SetReadDeadline(time.Time{})
+		}
+	}()
 	var dl time.Time
 	if idle > 0 {
 		dl = time.Now().Add(idle)
