@@ -317,8 +317,6 @@ TEST(slow_callbacks_use_bounded_threads) {
     h_fail(__FILE__, __LINE__,
            "%d threads 10 s after the load ended (baseline %d, peak %d, want <= %d)",
            now, base, peak, idle_bound);
-  if (getenv("CTESTS_DEBUG"))
-    printf("    threads: base %d peak %d after %d cpus %d\n", base, peak, now, cpus);
   tcp_server_free(s);
   monitor_destroy(&g.m);
 }
@@ -326,6 +324,7 @@ TEST(slow_callbacks_use_bounded_threads) {
 /* ---- 5: RLIMIT_NOFILE ------------------------------------------------------------- */
 
 #define EXPECT_NOFILE_ENV "TCPGO_C_TEST_EXPECT_NOFILE"
+#define SET_NOFILE_ENV "TCPGO_C_TEST_SET_NOFILE"
 
 /* Run argv (no shell word splitting) with stdout to a pipe; the first
  * line of its output as a number, or -1. */
@@ -369,11 +368,14 @@ static long long nofile_hard(void) {
  * the runner's limit) and from fd_limit_256_kept, which starts it with a
  * soft limit of 256 set before exec. */
 TEST(fd_limit_probe) {
-  const char *env = getenv(EXPECT_NOFILE_ENV);
+  const char *env = getenv(EXPECT_NOFILE_ENV), *set = getenv(SET_NOFILE_ENV);
   long long want, raised;
   server_rec *r;
   client_rec *cr;
 
+  /* A host that sets its own limit first thing in main, while the Go
+   * runtime may still be starting in the background. */
+  if (set) CHECK_EQ(set_nofile_soft(atoll(set)), 0);
   /* Any call returns with the host's limit back in place (Go raises it
    * while the library loads). */
   (void)tcp_version();
@@ -399,10 +401,10 @@ TEST(fd_limit_probe) {
   CHECK_EQ(child_nofile(), raised);
 }
 
-/* The issue's reproduction: a host started with a soft limit of 256 keeps
- * 256 after loading and using the library, and so do its children (they
- * got 19999 before the fix). */
-TEST(fd_limit_256_kept) {
+/* Run fd_limit_probe in a child started under `ulimit -S -n 256`, with
+ * the probe's environment variables set to set_value / want; 1 if it
+ * passed (its failures are printed by the child). */
+static int run_probe_under_256(const char *set_value, const char *want) {
   char exe[FX_PATH];
   char *argv[] = {"/bin/sh", "-c", "ulimit -S -n 256 && exec \"$0\" --child fd_limit_probe",
                   exe, NULL};
@@ -413,21 +415,42 @@ TEST(fd_limit_256_kept) {
 
   REQUIRE(n > 0);
   exe[n] = '\0';
-  REQUIRE(setenv(EXPECT_NOFILE_ENV, "256", 1) == 0);
+  REQUIRE(setenv(EXPECT_NOFILE_ENV, want, 1) == 0);
+  if (set_value) REQUIRE(setenv(SET_NOFILE_ENV, set_value, 1) == 0);
   REQUIRE(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) == 0);
   unsetenv(EXPECT_NOFILE_ENV);
+  unsetenv(SET_NOFILE_ENV);
   deadline = now_ms() + 15000;
   while ((done = waitpid(pid, &st, WNOHANG)) == 0 && now_ms() < deadline) nap_ms(20);
   if (done == 0) {
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
     h_fail(__FILE__, __LINE__, "the probe did not finish in 15 s");
-    return;
+    return 0;
   }
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* The issue's reproduction: a host started with a soft limit of 256 keeps
+ * 256 after loading and using the library, and so do its children (they
+ * got 19999 before the fix). */
+TEST(fd_limit_256_kept) {
+  if (!run_probe_under_256(NULL, "256"))
     h_fail(__FILE__, __LINE__,
-           "fd_limit_probe under `ulimit -S -n 256` failed (status 0x%x; its "
-           "output is above)", st);
+           "fd_limit_probe under `ulimit -S -n 256` failed (its output is above)");
+}
+
+/* A host that changes its own limit at the start of main, before its first
+ * call into tcpgo, keeps its value: the library puts back what the Go
+ * runtime changed, not what the host chose. A race with the runtime's
+ * start, so five children. */
+TEST(fd_limit_set_by_host_kept) {
+  int i, failed = 0;
+  for (i = 0; i < 5; i++) failed += !run_probe_under_256("300", "300");
+  if (failed)
+    h_fail(__FILE__, __LINE__,
+           "%d of 5 hosts that set a soft limit of 300 at the start of main lost "
+           "it (output above)", failed);
 }
 
 /* ---- 6: stale handles ---------------------------------------------------------------- */
@@ -891,6 +914,7 @@ const test_case fault_tests[] = {
     TEST_ENTRY_TIMEOUT(slow_callbacks_use_bounded_threads, 60),
     TEST_ENTRY(fd_limit_probe),
     TEST_ENTRY(fd_limit_256_kept),
+    TEST_ENTRY(fd_limit_set_by_host_kept),
     TEST_ENTRY(stale_server_handle_is_refused),
     TEST_ENTRY(stale_client_handle_is_refused),
     TEST_ENTRY(out_of_range_options_are_refused),
