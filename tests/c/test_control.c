@@ -602,6 +602,41 @@ TEST(memory_budget_closes_only_the_hog) {
   free(chunk);
 }
 
+/* "A send that would pass the budget is refused with
+ * TCP_ERR_MEMORY_BUDGET" (no queue limit here, only the budget), and the
+ * ready callback follows once the peer reads. */
+TEST(memory_budget_refuses_sends) {
+  enum { BUDGET = 512 * 1024, CHUNK = 16384, MAXCHUNKS = 4096 };
+  server_rec *r = server_rec_new(tcp_server_new());
+  server_ext *x = server_ext_new(r, 0);
+  char *chunk = malloc(CHUNK);
+  int i, fd, id, port, rc = 0;
+
+  REQUIRE(chunk != NULL);
+  REQUIRE_EQ(tcp_server_set_option(r->s, TCP_OPT_MEMORY_BUDGET, BUDGET), 0);
+  REQUIRE_EQ(tcp_server_set_option(r->s, TCP_OPT_SEND_QUEUE_LIMIT, 0), 0);
+  REQUIRE_EQ(tcp_server_set_option(r->s, TCP_OPT_SEND_LOW_WATER, CHUNK), 0);
+  port = start_tcp(r->s);
+  fd = raw_connect_small_rcvbuf(port);
+  id = id_of_fd(r, fd);
+  lock_sndbuf(port, raw_local_port(fd));
+  for (i = 0; i < MAXCHUNKS; i++) {
+    fill_pattern(chunk, (size_t)i * CHUNK, CHUNK);
+    rc = tcp_server_send_ex(r->s, id, chunk, CHUNK);
+    if (rc != 0) break;
+  }
+  CHECK_EQ(rc, TCP_ERR_MEMORY_BUDGET);
+  CHECK_LT(tcp_server_queued(r->s, id), BUDGET + 1);
+  CHECK_LT(stats_of(r->s).memory_used, BUDGET + 1);
+  CHECK_EQ(reason_of(x, id), 0); /* refused, not closed */
+  CHECK(read_pattern(fd, (size_t)i * CHUNK, 20000));
+  CHECK_WAIT(&r->m, x->ready == 1);
+  close(fd);
+  server_rec_free(r);
+  server_ext_free(x);
+  free(chunk);
+}
+
 enum { PR_FIRST = 300, PR_SECOND = 2000, PR_LEN = 512 };
 
 /* Message number i: "m<i>" padded with dots to PR_LEN. */
@@ -1039,6 +1074,7 @@ TEST(close_reasons) {
   close(f1);
   CHECK_WAIT(&r->m, CONN(r, i1)->closed == 1);
   CHECK_REASON(x, i1, TCP_CLOSE_PEER);
+  CHECK_EQ(tcp_server_send_ex(r->s, i1, "x", 1), TCP_ERR_NO_CLIENT);
   raw_reset(f2);
   CHECK_WAIT(&r->m, CONN(r, i2)->closed == 1);
   CHECK_REASON(x, i2, TCP_CLOSE_RESET);
@@ -1252,6 +1288,16 @@ TEST(client_reconnects_after_server_restart) {
   CHECK_WAIT(cr->m, cr->messages == 2);
   LOCKED(cr->m, CHECK(msg_is(&cr->msgs, 1, "two")));
   CHECK_EQ(tcp_client_is_running(cr->c), 1);
+
+  /* Not after tcp_client_stop: no attempt follows (the server is up, so
+   * one would succeed and show). */
+  tcp_client_stop(cr->c);
+  client_rec_mark_stopped(cr);
+  CHECK_WAIT(&r->m, r->closed == 2);
+  LOCKED(cr->m, n = cx->connects);
+  nap_ms(400); /* a bounded look for attempts that must not come */
+  LOCKED(cr->m, CHECK_EQ(cx->connects, n));
+  LOCKED(&r->m, CHECK_EQ(r->established, 2));
   client_rec_free(cr); /* closed ran once per connection */
   client_ext_free(cx);
   server_rec_free(r);
@@ -1428,6 +1474,7 @@ const test_case control_tests[] = {
     TEST_ENTRY(write_timeout_closes_stalled_peer),
     TEST_ENTRY(queue_full_then_ready),
     TEST_ENTRY(memory_budget_closes_only_the_hog),
+    TEST_ENTRY(memory_budget_refuses_sends),
     TEST_ENTRY(pause_stops_delivery_resume_delivers_all),
     TEST_ENTRY(pause_holds_off_idle_timeout),
     TEST_ENTRY(pause_applies_tcp_back_pressure),
