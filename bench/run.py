@@ -21,7 +21,8 @@ CPU: the server's CPU time during the measured window (utime + stime of its proc
 generator sharing the 2 CPUs. /proc/stat is sampled too: "steal" (time the hypervisor gave our
 vCPUs away) and "other" (what the rest of the machine used: other people's builds), both in % of one
 CPU. A run whose steal or other CPU exceeds --max-steal / --max-other is DISTURBED and is repeated,
-up to --retries times; the least disturbed attempt counts, and every attempt is kept in the JSON.
+up to --retries times (within --retry-budget seconds for the whole run); the least disturbed attempt
+counts, and every attempt is kept in the JSON.
 
 After the rounds, the Python round-trip scenario (bench/python_rtt.py): 1000 sequential 64-byte
 request/response round trips on one connection to the C epoll echo server, from tcpgo's sync client,
@@ -77,7 +78,8 @@ mk/<part>.mk: `bench-c: my-prerequisite`.
 
 Usage: bench/run.py [--duration 2s] [--warmup 1s] [--rounds 3] [--only c-abi,c-epoll]
                     [--configs d16,d1,16k,connect] [--transports tcp,tls] [--no-rtt]
-                    [--max-steal 10] [--max-other 25] [--retries 2] [--build build/perfbench]
+                    [--max-steal 10] [--max-other 25] [--retries 2] [--retry-budget 180]
+                    [--build build/perfbench]
 Exit status: 0 when every run measured without errors, 1 otherwise (the tables are printed anyway).
 """
 
@@ -189,10 +191,16 @@ def run_with_retries(entry, transport, cfgname, args, env, tmp, loadgen, certs, 
     attempts = []
     for _ in range(args.retries + 1):
         counter[0] += 1
+        t0 = time.monotonic()
         r = run_once(entry, transport, CONFIGS[cfgname], args, env, tmp, loadgen, certs, counter[0])
+        if attempts:
+            counter[1] -= time.monotonic() - t0
         r["disturbed"] = disturbance(r, args)
         attempts.append(r)
         if "skip" in r or not r["disturbed"] or "msgs_per_s" not in r:
+            break
+        if counter[1] <= 0:
+            print("      disturbed (%s); retry budget used up" % r["disturbed"], flush=True)
             break
         print("      disturbed (%s), repeating" % r["disturbed"], flush=True)
     measured = [a for a in attempts if "msgs_per_s" in a] or attempts
@@ -371,6 +379,9 @@ def main():
     ap.add_argument("--max-other", type=float, default=float(env_or("BENCH_MAX_OTHER", "25")),
                     help="%% of one CPU used by other processes above which a run is repeated (default 25)")
     ap.add_argument("--retries", type=int, default=int(env_or("BENCH_RETRIES", "2")))
+    ap.add_argument("--retry-budget", type=float, default=float(env_or("BENCH_RETRY_BUDGET", "180")),
+                    help="seconds all repeated runs together may take (default 180), so that a busy "
+                         "machine does not stretch the run without end")
     ap.add_argument("--no-rtt", action="store_true", help="skip the Python round-trip scenario")
     ap.add_argument("--rtt-count", type=int, default=1000)
     ap.add_argument("--rtt-repeat", type=int, default=int(env_or("BENCH_RTT_REPEAT", "5")))
@@ -411,7 +422,7 @@ def main():
               flush=True)
 
         runs = []
-        counter = [0]
+        counter = [0, args.retry_budget]  # runs so far, retry seconds left
         for rnd in range(1, args.rounds + 1):
             for cfgname in configs:
                 cfg = CONFIGS[cfgname]

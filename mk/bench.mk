@@ -8,12 +8,14 @@
 #   make bench-scale  bench/scale.py: 19,000 idle connections per server, memory per connection
 #   make bench-goals  bench-c, bench-scale, then bench/goals.py: issue 10's goals against their figures
 #   make bench-report bench/goals.py alone, on the results the last runs left in $(BUILD)/bench
-#   make bench-profile   perf profile of the C-on-ABI server (unstripped library), 64 B depth 16
+#   make bench-profile   perf profile of the C-on-ABI server (unstripped library), 64 B depth 16;
+#                     BENCH_PROFILE_ARGS="--config d1 --transport tls --entry cpp" for others
 #
 # Knobs (environment or make variables):
 #   BENCH_ROUNDS=3 BENCH_DURATION=2s BENCH_WARMUP=1s BENCH_ONLY=c-abi,c-epoll
 #   BENCH_CONFIGS=d16,d1,16k,connect BENCH_TRANSPORTS=tcp,tls
-#   BENCH_MAX_STEAL=10 BENCH_MAX_OTHER=25 BENCH_RETRIES=2   (repeat disturbed runs)
+#   BENCH_MAX_STEAL=10 BENCH_MAX_OTHER=25 BENCH_RETRIES=2 BENCH_RETRY_BUDGET=180
+#                     (repeat disturbed runs, at most that many seconds of repeats in all)
 #   BENCH_SCALE_CONNS=19000 BENCH_SCALE_ONLY=c-abi
 #   e.g. a longer, steadier run: make bench BENCH_ROUNDS=5 BENCH_DURATION=5s
 #
@@ -32,12 +34,14 @@ BENCH_TRANSPORTS ?=
 BENCH_MAX_STEAL ?=
 BENCH_MAX_OTHER ?=
 BENCH_RETRIES ?=
+BENCH_RETRY_BUDGET ?=
 BENCH_SCALE_CONNS ?=
 BENCH_SCALE_ONLY ?=
 BENCH_ENV = BENCH_ROUNDS="$(BENCH_ROUNDS)" BENCH_DURATION="$(BENCH_DURATION)" \
   BENCH_WARMUP="$(BENCH_WARMUP)" BENCH_ONLY="$(BENCH_ONLY)" BENCH_CONFIGS="$(BENCH_CONFIGS)" \
   BENCH_TRANSPORTS="$(BENCH_TRANSPORTS)" BENCH_MAX_STEAL="$(BENCH_MAX_STEAL)" \
   BENCH_MAX_OTHER="$(BENCH_MAX_OTHER)" BENCH_RETRIES="$(BENCH_RETRIES)" \
+  BENCH_RETRY_BUDGET="$(BENCH_RETRY_BUDGET)" \
   BENCH_SCALE_CONNS="$(BENCH_SCALE_CONNS)" BENCH_SCALE_ONLY="$(BENCH_SCALE_ONLY)" \
   BENCH_BUILD="$(abspath $(BUILD))" GO="$(GO)"
 
@@ -85,8 +89,8 @@ bench-report:
 
 BENCH_TARGETS += bench-c bench-scale bench-goals
 
-# The same library with symbols (no -s -w), for perf; the C server is run
-# against it through LD_LIBRARY_PATH (its rpath is only a fallback).
+# The same library with symbols (no -s -w), for perf; bench/profile.py runs
+# the C server against it through LD_LIBRARY_PATH.
 BENCH_PROF_LIB := $(BENCH_BIN)/prof/lib/$(SONAME)
 $(BENCH_PROF_LIB): $(GO_SOURCES)
 	@mkdir -p $(@D)
@@ -96,4 +100,4 @@ $(BENCH_PROF_LIB): $(GO_SOURCES)
 	@rm -f $(@D)/*.h
 
 bench-profile: bench-build $(BENCH_PROF_LIB)
-	BENCH_PROF_LIBDIR="$(abspath $(dir $(BENCH_PROF_LIB)))" $(BENCH_ENV) bash bench/profile.sh
+	BENCH_PROF_LIBDIR="$(abspath $(dir $(BENCH_PROF_LIB)))" $(BENCH_ENV) python3 bench/profile.py $(BENCH_PROFILE_ARGS)
