@@ -273,6 +273,9 @@ def make_certs(cecho, certs):
 
 
 def git_commit():
+    """The commit measured: $BENCH_COMMIT (for a tree exported with git archive), else git's HEAD."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
     try:
         head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10).stdout.strip()
