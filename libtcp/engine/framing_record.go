@@ -5,7 +5,8 @@ import "sync/atomic"
 // Records cuts received bytes into records of a fixed length, which each
 // connection may change while it runs (its decoder is a RecordLengthSetter:
 // ChangeRecordLength). Length 0 delivers bytes as they arrive, as
-// Continuous does. Max bounds the record length, and so the receive buffer.
+// Continuous does but in pieces of at most Max bytes. Max bounds the record
+// length, and so the receive buffer.
 //
 // Sending is not framed, as in IPWorks' TCPServer (../shared/seeds/002_*),
 // whose record length applies to received data only and whose Send sends
@@ -81,14 +82,13 @@ func (d *recordDecoder) Decode(buf []byte, emit Emit) (int, error) {
 	for {
 		n := int(d.length.Load())
 		rest := len(buf) - consumed
-		if n == 0 {
-			if rest > 0 {
-				emit(buf[consumed:], false)
+		if n == 0 { // as received, in pieces of at most max bytes
+			if rest == 0 {
+				d.tail = 0
+				return consumed, nil
 			}
-			d.tail = 0
-			return len(buf), nil
-		}
-		if rest < n {
+			n = min(rest, d.max)
+		} else if rest < n {
 			d.tail = rest
 			return consumed, nil
 		}

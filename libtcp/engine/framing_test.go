@@ -2,6 +2,10 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -268,5 +272,221 @@ func FuzzDelimitedDecode(f *testing.F) {
 				t.Fatalf("message %d: got %q, want %q", i, fd.msgs[i], msgs[i])
 			}
 		}
+
+		// raw itself as a stream (over-long messages included), in the
+		// fuzzed reads and byte by byte, within the memory bound.
+		want := refDelimited(delim, fuzzMax, raw)
+		requireSameRun(t, want, decodeChunked(t, d, raw, whole, nil), "whole")
+		requireSameRun(t, want, decodeChunked(t, d, raw, fuzzChunks(cuts), nil), "fuzzed reads")
+		requireSameRun(t, want, decodeChunked(t, d, raw, byteByByte, nil), "byte by byte")
 	})
+}
+
+// refDelimited reads a delimited stream the plain way.
+func refDelimited(delim byte, max int, s []byte) decodeRun {
+	var run decodeRun
+	for {
+		i := bytes.IndexByte(s, delim)
+		switch {
+		case i > max || (i < 0 && len(s) > max):
+			run.code = ErrMessageTooLong
+			return run
+		case i < 0:
+			run.left = len(s)
+			return run
+		}
+		run.pieces = append(run.pieces, piece{data: append([]byte{}, s[:i]...)})
+		s = s[i+1:]
+	}
+}
+
+// piece is one emitted message with its partial flag.
+type piece struct {
+	data    []byte
+	partial bool
+}
+
+// decodeRun is what a decoder made of a stream: the pieces in order, the
+// code of the error that ended it (StartOK for none) and, without error,
+// the bytes still undecoded.
+type decodeRun struct {
+	pieces []piece
+	code   Code
+	left   int
+}
+
+// chunker returns the size of the i-th read.
+type chunker func(i int) int
+
+func whole(int) int { return math.MaxInt }
+
+func byteByByte(int) int { return 1 }
+
+// splitAt cuts the stream once, at position at.
+func splitAt(at int) chunker {
+	return func(i int) int {
+		if i == 0 {
+			return at
+		}
+		return math.MaxInt
+	}
+}
+
+// randomChunks returns reads of 1..maxRead bytes from a seeded generator.
+func randomChunks(seed uint64, maxRead int) chunker {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	return func(int) int { return 1 + r.IntN(maxRead) }
+}
+
+// fuzzChunks takes the read sizes from fuzz input (1..2*fuzzMax+8 each).
+func fuzzChunks(cuts []byte) chunker {
+	if len(cuts) == 0 {
+		return whole
+	}
+	return func(i int) int { return 1 + int(cuts[i%len(cuts)])%(2*fuzzMax+8) }
+}
+
+// onPiece may act on the decoder after each piece (change the record
+// length); n counts the pieces so far, this one included.
+type onPiece func(dec Decoder, n int, p piece)
+
+// decodeChunked drives a new decoder of f as the connection's reader does:
+// each read is appended to the unconsumed tail, which is handed over in a
+// fresh slice (a decoder must not rely on the buffer's identity). It stops
+// at the first error, as the connection closes then. After every Decode
+// it checks the decoder's memory bound: fewer than ReadBufferLimit(f)
+// bytes left unconsumed, and with them what Need announces fits too, so a
+// reader whose buffer never exceeds the limit always has room.
+func decodeChunked(t testing.TB, f Framing, stream []byte, size chunker, on onPiece) decodeRun {
+	t.Helper()
+	dec := f.NewDecoder()
+	limit := ReadBufferLimit(f)
+	needer, _ := dec.(Needer)
+	var run decodeRun
+	var pending []byte
+	emit := func(m []byte, partial bool) {
+		if f.MaxMessage() > 0 && len(m) > f.MaxMessage() {
+			t.Fatalf("emitted %d bytes, framing maximum %d", len(m), f.MaxMessage())
+		}
+		p := piece{data: bytes.Clone(m), partial: partial}
+		if p.data == nil {
+			p.data = []byte{}
+		}
+		run.pieces = append(run.pieces, p)
+		if on != nil {
+			on(dec, len(run.pieces), p)
+		}
+	}
+	rest := stream
+	for i := 0; len(rest) > 0; i++ {
+		n := min(size(i), len(rest))
+		if n <= 0 {
+			t.Fatalf("chunker gave read size %d", n)
+		}
+		pending = append(bytes.Clone(pending), rest[:n]...)
+		rest = rest[n:]
+		used, err := dec.Decode(pending, emit)
+		if used < 0 || used > len(pending) {
+			t.Fatalf("Decode consumed %d of %d bytes", used, len(pending))
+		}
+		pending = pending[used:]
+		if err != nil {
+			run.code = CodeOf(err)
+			if run.code == ErrInternal {
+				t.Fatalf("Decode error without a code: %v", err)
+			}
+			return run
+		}
+		if limit > 0 && len(pending) >= limit {
+			t.Fatalf("%d bytes left unconsumed, read buffer limit %d", len(pending), limit)
+		}
+		if needer != nil {
+			need := needer.Need()
+			if need < 0 || (limit > 0 && len(pending)+need > limit) {
+				t.Fatalf("Need %d with %d bytes pending, read buffer limit %d", need, len(pending), limit)
+			}
+		}
+	}
+	run.left = len(pending)
+	return run
+}
+
+// requireSameRun fails unless got and want hold the same pieces and end
+// the same way.
+func requireSameRun(t testing.TB, want, got decodeRun, what string) {
+	t.Helper()
+	if got.code != want.code {
+		t.Fatalf("%s: ended with code %v, want %v", what, got.code, want.code)
+	}
+	if want.code == StartOK && got.left != want.left {
+		t.Fatalf("%s: %d bytes left, want %d", what, got.left, want.left)
+	}
+	if len(got.pieces) != len(want.pieces) {
+		t.Fatalf("%s: %d pieces, want %d\ngot  %s\nwant %s", what, len(got.pieces), len(want.pieces), showPieces(got.pieces), showPieces(want.pieces))
+	}
+	for i := range want.pieces {
+		if !bytes.Equal(got.pieces[i].data, want.pieces[i].data) || got.pieces[i].partial != want.pieces[i].partial {
+			t.Fatalf("%s: piece %d is %q partial=%v, want %q partial=%v", what, i,
+				got.pieces[i].data, got.pieces[i].partial, want.pieces[i].data, want.pieces[i].partial)
+		}
+	}
+}
+
+func showPieces(ps []piece) string {
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, "%q", p.data)
+		if p.partial {
+			b.WriteString("+")
+		}
+		b.WriteString(" ")
+	}
+	return b.String()
+}
+
+// requireChunkingInvariant decodes stream whole, then cut at every
+// position, byte by byte and in random reads, and fails unless every way
+// gives the same result as want (the reference's). Keep streams short:
+// the cost grows with the square of their length.
+func requireChunkingInvariant(t testing.TB, f Framing, stream []byte, on onPiece, want decodeRun) {
+	t.Helper()
+	requireSameRun(t, want, decodeChunked(t, f, stream, whole, on), "whole")
+	for at := 1; at < len(stream); at++ {
+		requireSameRun(t, want, decodeChunked(t, f, stream, splitAt(at), on), fmt.Sprintf("split at %d", at))
+	}
+	requireSameRun(t, want, decodeChunked(t, f, stream, byteByByte, on), "byte by byte")
+	for seed := uint64(1); seed <= 20; seed++ {
+		requireSameRun(t, want, decodeChunked(t, f, stream, randomChunks(seed, 1+int(seed)*3), on), fmt.Sprintf("random reads, seed %d", seed))
+	}
+}
+
+// joinParts reassembles pieces delivered in parts into messages.
+func joinParts(ps []piece) [][]byte {
+	var out [][]byte
+	var cur []byte
+	open := false
+	for _, p := range ps {
+		cur = append(cur, p.data...)
+		open = p.partial
+		if !open {
+			out = append(out, append([]byte{}, cur...))
+			cur = cur[:0]
+		}
+	}
+	if open {
+		out = append(out, append([]byte{}, cur...)) // unfinished: keep it visible
+	}
+	return out
+}
+
+// requireNoAllocs fails if decoding stream (whole) allocates: decoders
+// hand out slices of the buffer and keep no copies.
+func requireNoAllocs(t *testing.T, f Framing, stream []byte) {
+	t.Helper()
+	dec := f.NewDecoder()
+	emit := func([]byte, bool) {}
+	allocs := testing.AllocsPerRun(50, func() {
+		_, _ = dec.Decode(stream, emit)
+	})
+	assert.Zero(t, allocs, "allocations per Decode")
 }
