@@ -343,7 +343,9 @@ class ConnectionOptions {
 
   /// TCP keep-alive on, with idleMs before the first probe (default 15000),
   /// intervalMs between probes (default 15000) and count unanswered probes
-  /// before the connection is dropped (default 9).
+  /// before the connection is dropped (default 9). The kernel counts whole
+  /// seconds: idleMs and intervalMs below 1000 are refused
+  /// (TCP_ERR_INVALID_ARG).
   int setKeepAlive(const int idleMs, const int intervalMs, const int count) {
     int rc = self().setOption(TCP_OPT_KEEPALIVE, 1);
     if (rc == 0) rc = self().setOption(TCP_OPT_KEEPALIVE_IDLE_MS, idleMs);
