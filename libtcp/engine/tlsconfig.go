@@ -134,13 +134,15 @@ func serverTLSConfig(files TLSFiles, o Options) (*tls.Config, error) {
 		if o.ClientCertOptional {
 			cfg.ClientAuth = tls.VerifyClientCertIfGiven
 		}
+		cfg.VerifyConnection = verifyClientPurpose // KeyUsage etc. as OpenSSL (tlsverify.go)
 	}
 	return cfg, nil
 }
 
 // clientTLSConfig builds the client side. VerifyFull checks chain and host
 // name; VerifyCA checks only that the server's certificate chains to the CA
-// and sends no SNI, like TCP_ServerClient v2.
+// and sends no SNI, like TCP_ServerClient v2. Both check that the
+// certificate is fit for a TLS server as OpenSSL does (tlsverify.go).
 func clientTLSConfig(files TLSFiles, host string, o Options) (*tls.Config, error) {
 	l, err := files.load(false)
 	if err != nil {
@@ -153,30 +155,17 @@ func clientTLSConfig(files TLSFiles, host string, o Options) (*tls.Config, error
 	if l.cert != nil {
 		cfg.Certificates = []tls.Certificate{*l.cert}
 	}
-	if o.VerifyMode == VerifyCA {
-		roots := l.pool
-		cfg.InsecureSkipVerify = true // replaced by the chain-only check below
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return verifyChainOnly(cs.PeerCertificates, roots)
-		}
-	} else {
+	verifyHost := ""
+	if o.VerifyMode != VerifyCA {
 		cfg.ServerName = host
+		verifyHost = host
+	}
+	roots := l.pool
+	// Replaced by verifyServerCert, which runs Go's chain (and host) check
+	// and then OpenSSL's ssl_server purpose check, SGC EKU included.
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		return verifyServerCert(cs.PeerCertificates, roots, verifyHost)
 	}
 	return cfg, nil
-}
-
-func verifyChainOnly(certs []*x509.Certificate, roots *x509.CertPool) error {
-	if len(certs) == 0 {
-		return errors.New("server sent no certificate")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err := certs[0].Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
-	return err
 }
