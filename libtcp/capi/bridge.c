@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 
 void tcpgo_call_established(tcp_established_fn fn, void *ud, int id) { fn(ud, id); }
 void tcpgo_call_message(tcp_message_fn fn, void *ud, int id, const char *data, size_t len) { fn(ud, id, data, len); }
@@ -70,6 +71,21 @@ __attribute__((constructor(101))) static void tcpgo_capture_nofile(void) {
 }
 
 long long tcpgo_host_nofile(void) { return host_nofile; }
+
+/* The Go runtime starts on a thread of its own while the host's main (or
+ * dlopen) goes on; a host that sets its own limit at the start of main
+ * would race with the restore. So the library's load waits, bounded, for
+ * the runtime's start-up (set by the Go side once the limit is restored).
+ * This constructor has no priority, so it runs after the runtime's. */
+static volatile int runtime_ready;
+
+void tcpgo_mark_ready(void) { __atomic_store_n(&runtime_ready, 1, __ATOMIC_RELEASE); }
+
+__attribute__((constructor)) static void tcpgo_wait_runtime(void) {
+  struct timespec nap = {0, 200000}; /* 0.2 ms */
+  for (int i = 0; i < 10000 && !__atomic_load_n(&runtime_ready, __ATOMIC_ACQUIRE); i++)
+    nanosleep(&nap, NULL); /* at most 2 s: never hang a load on it */
+}
 
 void *tcpgo_reserve_handles(size_t bytes) {
   void *p = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

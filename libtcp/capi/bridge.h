@@ -62,6 +62,9 @@ void tcpgo_clear_error(void);
  * (before the Go runtime raised it); -1 if unknown. */
 long long tcpgo_host_nofile(void);
 
+/* The Go side is initialised (the host's limit restored). */
+void tcpgo_mark_ready(void);
+
 /* Reserve address space for handles: tokens that are real addresses never
  * handed out by malloc, so a freed handle is never confused with a new one. */
 void *tcpgo_reserve_handles(size_t bytes);

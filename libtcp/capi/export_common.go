@@ -41,6 +41,7 @@ func init() {
 	}
 	restoreHostFDLimit()
 	logFromEnvironment()
+	C.tcpgo_mark_ready()
 }
 
 // restoreHostFDLimit undoes the Go runtime's raise of RLIMIT_NOFILE at
