@@ -267,7 +267,10 @@ int tcp_errmsg(char *buf, size_t buflen);
  * Options are set on a handle that is not running (between new() and
  * start(), or after stop()); setting one on a running handle returns
  * TCP_ERR_ALREADY_RUNNING. Unknown ids return TCP_ERR_UNKNOWN_OPTION, so a
- * program can probe what the loaded library supports. An option that does
+ * program can probe what the loaded library supports. Millisecond options
+ * take 0..INT_MAX (about 24.8 days), byte counts 0..2^40; values outside
+ * their range give TCP_ERR_INVALID_ARG and change nothing. On/off options
+ * take 0 or any other value for on. An option that does
  * not apply to the kind of handle (TCP_OPT_BIND_ADDRESS on a client,
  * TCP_OPT_VERIFY_MODE on a server) is accepted and has no effect.
  * ------------------------------------------------------------------------- */
@@ -320,7 +323,8 @@ enum tcp_option {
   /* Maximum number of connections at once, counting those still in their
    * TLS handshake. One more is closed at once, never reaches established,
    * is counted (tcp_server_stats.refused_limit) and reported to the error
-   * callback with client_id 0 and TCP_ERR_REFUSED. Default 10000; 0 = no
+   * callback with client_id 0 and TCP_ERR_REFUSED. A connection's place is
+   * free once its closed callback returned. Default 10000; 0 = no
    * limit. A process here may hold 20,000 descriptors; raise the soft
    * limit with tcp_raise_fd_limit() for more than ~1000 connections. */
   TCP_OPT_MAX_CONNECTIONS = 11,
@@ -366,7 +370,9 @@ enum tcp_option {
    * holds an OS thread while it runs). Events of other connections wait
    * -- and those connections are not read meanwhile -- until one returns.
    * Default 64, 1..4096. Besides, the whole process never runs more than
-   * 4096 callbacks at once. Server and client. */
+   * 4096 callbacks at once. When no callback has run for a second, the
+   * threads beyond the process's start-up count + GOMAXPROCS + 4 are
+   * ended. Server and client. */
   TCP_OPT_CALLBACK_THREADS = 23,
   /* Client: 1 reconnects automatically after the connection was lost (not
    * after tcp_client_stop), with exponential back-off between
@@ -380,8 +386,10 @@ enum tcp_option {
    * ends, data queued for the peer (including replies sent from the
    * callbacks of its last messages) is still written -- bounded by
    * TCP_OPT_WRITE_TIMEOUT_MS, else by TCP_OPT_LINGER_MS of inactivity --
-   * then the connection closes with reason TCP_CLOSE_PEER. 1: close at
-   * once, discarding what is queued. Server and client. */
+   * then the connection closes with reason TCP_CLOSE_PEER (or, when the
+   * bound cut the writing short and data was dropped,
+   * TCP_CLOSE_WRITE_TIMEOUT after an error callback with TCP_ERR_TIMEOUT).
+   * 1: close at once, discarding what is queued. Server and client. */
   TCP_OPT_CLOSE_ON_EOF = 27,
   /* Server: PROXY protocol (HAProxy's, v1 and v2) from the addresses of
    * TCP_OPT_PROXY_TRUSTED. 0 (default) = off; 1 = a connection from a
@@ -477,7 +485,8 @@ typedef void (*tcp_client_message_fn)(void *user_data, const char *data,
                                        size_t len);
 
 /* Client side: the connection ended (server closed it, network error, or
- * tcp_client_stop). Called exactly once per successful start. */
+ * tcp_client_stop). Called exactly once per connection: once per
+ * successful start, and once more per successful reconnection. */
 typedef void (*tcp_client_closed_fn)(void *user_data);
 
 /* Client side: an error the program should know about (see tcp_error_fn). */
@@ -807,8 +816,10 @@ long long tcp_server_queued(const tcp_server *s, int client_id);
 
 /* Stop (pause) or restart (resume) reading from client_id. While paused no
  * message callback runs for it and nothing is read, so the peer is slowed
- * by TCP flow control; nothing is lost. Returns 0 or TCP_ERR_NO_CLIENT.
- * Idempotent. The idle timeout does not run while paused. */
+ * by TCP flow control; nothing is lost. A message already partly received
+ * is still read to its end (and delivered after resume). Returns 0 or
+ * TCP_ERR_NO_CLIENT. Idempotent. The idle timeout does not run while
+ * paused. */
 int tcp_server_pause(tcp_server *s, int client_id);
 int tcp_server_resume(tcp_server *s, int client_id);
 
@@ -828,7 +839,7 @@ void *tcp_server_conn_data(const tcp_server *s, int client_id);
 /* Close the listening socket but keep serving the connections already
  * established (for a rolling restart: a new process can take the port with
  * TCP_OPT_REUSEPORT). tcp_server_is_running stays 1 until stop. Returns 0
- * or TCP_ERR_NOT_RUNNING. */
+ * (also when it no longer listens) or TCP_ERR_NOT_RUNNING. */
 int tcp_server_stop_listening(tcp_server *s);
 
 /* Graceful stop: stop listening, give every connection up to timeout_ms in
@@ -864,19 +875,26 @@ typedef struct tcp_server_stats {
   unsigned long long timed_out;     /* idle, message, write, handshake */
   unsigned long long closed_for_limits; /* message too long, memory budget */
   unsigned long long accept_errors; /* accept() failures (EMFILE...) */
-  unsigned long long bytes_in, bytes_out; /* payload bytes, all connections */
+  unsigned long long bytes_in;  /* bytes delivered to message callbacks
+                                   (framing removed), all connections */
+  unsigned long long bytes_out; /* bytes written to the sockets (framing
+                                   included), all connections */
   unsigned long long msgs_in, msgs_out;   /* messages (continuous: reads and
                                              sends) */
   unsigned long long memory_used;   /* bytes now charged to the budget */
 } tcp_server_stats;
 
-/* Fill *out (out_size = sizeof *out). Returns 0 or TCP_ERR_INVALID_ARG. */
+/* Fill *out with as many fields as out_size bytes hold (pass sizeof *out;
+ * a program built against an older, shorter struct gets its fields).
+ * Counters of live connections are summed at the call, so they may lag
+ * what a peer already received by the bytes of writes in progress.
+ * Returns 0 or TCP_ERR_INVALID_ARG. */
 int tcp_server_get_stats(const tcp_server *s, tcp_server_stats *out,
                          size_t out_size);
 
 /* Counters of one connection. Future versions append fields. */
 typedef struct tcp_conn_stats {
-  unsigned long long bytes_in, bytes_out; /* payload bytes */
+  unsigned long long bytes_in, bytes_out; /* as in tcp_server_stats */
   unsigned long long msgs_in, msgs_out;
   long long connected_unix_ms;    /* when it was accepted / connected */
   unsigned long long queued;      /* bytes queued and not yet written */
@@ -945,12 +963,14 @@ int tcp_client_start(tcp_client *c, const char *host, int port);
  * handshake did not finish within TCP_OPT_CONNECT_TIMEOUT_MS). With TLS
  * 1.3 a server rejects a client certificate only after the client's side
  * of the handshake completed: start then returns TCP_START_OK and the
- * closed callback follows shortly. */
+ * closed callback follows shortly. A server that refuses the connection
+ * before its handshake (accept callback, lists, limit) resets it: start
+ * then returns 50 or 60, depending on when the reset arrives. */
 int tls_client_start(tcp_client *c, const char *host, int port,
                      const char *ca, const char *cert, const char *key);
 
 /* 1 while connected, else 0 (also after the server closed the
- * connection). */
+ * connection, and while TCP_OPT_RECONNECT is reconnecting). */
 int tcp_client_is_running(const tcp_client *c);
 
 /* Close the connection, after up to TCP_OPT_LINGER_MS for queued data to

@@ -821,6 +821,10 @@ func (c *conn) finish(res readResult, unlist func()) {
 		}
 		if err := c.waitDrainedIdle(bound, idle); err != nil && CodeOf(err) == ErrTimeout && res.err == nil && res.reason == ClosePeer {
 			res.err = newError(ErrTimeout, nil, "peer closed; queued data not taken within %v", bound)
+			res.reason = CloseWriteTimeout
+			if c.srvStats != nil {
+				c.srvStats.timedOut.Add(1)
+			}
 		}
 	}
 	if unlist != nil {
