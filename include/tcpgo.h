@@ -734,6 +734,47 @@ int tcp_server_flush(tcp_server *s, int client_id, int timeout_ms);
 int tcp_server_send_batch(tcp_server *s, const void *buf, size_t len,
                           size_t count);
 
+/* Progress of a file sent with tcp_server_send_file / tcp_client_send_file
+ * (client_id 0 for a client): status 1 = sent of total bytes are written
+ * (reported about every MiB), then once status 0 = all written, or a
+ * negative TCP_ERR_* when the file was not sent whole (the connection
+ * closed, the file shrank...). Runs on a library thread, in order for one
+ * file, possibly while other callbacks of that connection run. */
+typedef void (*tcp_file_progress_fn)(void *user_data, int client_id,
+                                     long long sent, long long total,
+                                     int status);
+
+/* Queue length bytes of the file at path from offset (length -1: to its
+ * end) for client_id as one message, after what is already queued. With
+ * plain TCP the kernel copies the file to the socket (sendfile(2)); with
+ * TLS it is read and encrypted in chunks. The file is opened during the
+ * call (a wrong path is TCP_ERR_FILE at once) and read when its turn
+ * comes; it must not change meanwhile. Framing: continuous and records
+ * send the file as it is, length-prefixed puts the prefix in front; the
+ * delimiter framings refuse files (TCP_ERR_INVALID_ARG: a file may hold the
+ * delimiter). progress may be NULL. Returns 0, TCP_ERR_FILE,
+ * TCP_ERR_INVALID_ARG (offset or length outside the file),
+ * TCP_ERR_MESSAGE_TOO_LONG, TCP_ERR_NO_CLIENT or TCP_ERR_NOT_RUNNING. */
+int tcp_server_send_file(tcp_server *s, int client_id, const char *path,
+                         long long offset, long long length,
+                         tcp_file_progress_fn progress, void *user_data);
+
+/* One buffer of a scatter-gather send. */
+typedef struct tcp_iovec {
+  const void *base;
+  size_t len;
+} tcp_iovec;
+
+/* Queue iovcnt buffers as ONE message (framed once), as tcp_server_send_ex
+ * does for one buffer. Returns 0 or a TCP_ERR_*. */
+int tcp_server_sendv(tcp_server *s, int client_id, const tcp_iovec *iov,
+                     int iovcnt);
+
+/* Queue a NUL-terminated line: framings that end messages themselves
+ * (delimiter, end-of-line, lines, length prefix) send it as one message;
+ * continuous and records append CRLF. Returns 0 or a TCP_ERR_*. */
+int tcp_server_send_line(tcp_server *s, int client_id, const char *line);
+
 /* Queue the same message for every connected client. Returns the number of
  * clients it was queued for. */
 int tcp_server_broadcast(tcp_server *s, const void *data, size_t len);
@@ -1014,6 +1055,14 @@ int tcp_client_send_ex(tcp_client *c, const void *data, size_t len);
 
 /* Bytes queued and not yet written, or TCP_ERR_NOT_RUNNING. */
 long long tcp_client_queued(const tcp_client *c);
+
+/* The client's tcp_server_send_file, tcp_server_sendv and
+ * tcp_server_send_line (TCP_ERR_NOT_RUNNING while disconnected). */
+int tcp_client_send_file(tcp_client *c, const char *path, long long offset,
+                         long long length, tcp_file_progress_fn progress,
+                         void *user_data);
+int tcp_client_sendv(tcp_client *c, const tcp_iovec *iov, int iovcnt);
+int tcp_client_send_line(tcp_client *c, const char *line);
 
 /* Pause / resume reading from the server (see tcp_server_pause).
  * 0 or TCP_ERR_NOT_RUNNING. */

@@ -23,6 +23,7 @@ void tcpgo_call_client_closed_ex(tcp_client_closed_ex_fn fn, void *ud, int reaso
 void tcpgo_call_client_ready(tcp_client_ready_fn fn, void *ud) { fn(ud); }
 void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, int result) { fn(ud, attempt, result); }
 void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg) { fn(ud, level, msg); }
+void tcpgo_call_file_progress(tcp_file_progress_fn fn, void *ud, int id, long long sent, long long total, int status) { fn(ud, id, sent, total, status); }
 
 /* ---- per-thread error record ------------------------------------------ */
 

@@ -25,6 +25,8 @@ typedef void (*tcp_client_closed_ex_fn)(void *user_data, int reason);
 typedef void (*tcp_client_ready_fn)(void *user_data);
 typedef void (*tcp_client_connect_fn)(void *user_data, int attempt, int result);
 typedef void (*tcp_log_fn)(void *user_data, int level, const char *msg);
+typedef void (*tcp_file_progress_fn)(void *user_data, int client_id, long long sent, long long total, int status);
+typedef struct tcp_iovec { const void *base; size_t len; } tcp_iovec;
 
 typedef struct tcp_server_stats {
   unsigned long long active, established, accepted, refused, refused_limit;
@@ -53,6 +55,7 @@ void tcpgo_call_client_closed_ex(tcp_client_closed_ex_fn fn, void *ud, int reaso
 void tcpgo_call_client_ready(tcp_client_ready_fn fn, void *ud);
 void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, int result);
 void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg);
+void tcpgo_call_file_progress(tcp_file_progress_fn fn, void *ud, int id, long long sent, long long total, int status);
 
 /* Per-thread error record (tcp_errcode / tcp_errno / tcp_errmsg). */
 void tcpgo_set_error(int code, int err_no, const char *msg, size_t len);

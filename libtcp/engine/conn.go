@@ -60,7 +60,8 @@ type conn struct {
 	resumeCh chan struct{}
 
 	mu        sync.Mutex
-	out       []byte // queued bytes, framed, not yet taken by a writer
+	out       []byte     // queued bytes, framed, not yet taken by a writer
+	files     []fileItem // files queued between bytes of out (sendfile.go)
 	spare     []byte // the writer's previous buffer, reused
 	inflight  int    // bytes a writer took and has not finished writing
 	held      int64  // bytes of out+inflight charged to the budget
@@ -150,7 +151,7 @@ func (c *conn) send(f Framing, msg []byte) error {
 	}
 	c.out = out
 	c.stats.msgsOut.Add(1)
-	if queued == 0 && !c.writer && !c.corked && c.rc != nil {
+	if queued == 0 && !c.writer && !c.corked && c.rc != nil && len(c.files) == 0 {
 		c.writeNowLocked()
 		if len(c.out) == 0 {
 			c.mu.Unlock()
@@ -202,10 +203,10 @@ func (c *conn) uncork() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
-	if c.dead || c.writer || len(c.out) == 0 {
+	if c.dead || c.writer || (len(c.out) == 0 && len(c.files) == 0) {
 		return
 	}
-	if c.rc != nil && c.inflight == 0 {
+	if c.rc != nil && c.inflight == 0 && len(c.files) == 0 {
 		before := len(c.out)
 		c.writeNowLocked()
 		written := int64(before - len(c.out))
@@ -256,19 +257,19 @@ func (c *conn) writeLoop() {
 	defer c.helpers.Done()
 	for {
 		c.mu.Lock()
-		if c.dead || len(c.out) == 0 {
+		if c.dead || (len(c.out) == 0 && len(c.files) == 0) {
 			c.writer = false
 			c.signalDrainedLocked()
 			c.mu.Unlock()
 			return
 		}
-		buf := c.out
+		buf, files := c.out, c.files
 		c.out = c.spare[:0]
-		c.spare = nil
+		c.spare, c.files = nil, nil
 		c.inflight = len(buf)
 		c.mu.Unlock()
 
-		err := c.writeAll(buf)
+		err := c.writeSegments(buf, files)
 
 		c.mu.Lock()
 		c.inflight = 0
@@ -342,7 +343,7 @@ func (c *conn) failWrite(err error) {
 }
 
 func (c *conn) signalDrainedLocked() {
-	if len(c.out) == 0 && c.inflight == 0 && c.drained != nil {
+	if len(c.out) == 0 && c.inflight == 0 && len(c.files) == 0 && !c.writer && c.drained != nil {
 		close(c.drained)
 		c.drained = nil
 	}
@@ -387,7 +388,7 @@ func (c *conn) deliverReadyAfter(d time.Duration) {
 func (c *conn) queued() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.out) + c.inflight
+	return len(c.out) + c.inflight + c.filesQueuedLocked()
 }
 
 // waitDrained waits up to timeout until everything queued was written (to
@@ -404,7 +405,7 @@ func (c *conn) waitDrainedIdle(timeout time.Duration, idle bool) error {
 		c.mu.Unlock()
 		return newError(ErrNoClient, nil, "connection %d closed", c.id)
 	}
-	if len(c.out) == 0 && c.inflight == 0 {
+	if len(c.out) == 0 && c.inflight == 0 && len(c.files) == 0 && !c.writer {
 		c.mu.Unlock()
 		return nil
 	}
@@ -412,7 +413,7 @@ func (c *conn) waitDrainedIdle(timeout time.Duration, idle bool) error {
 		c.mu.Unlock()
 		return newError(ErrTimeout, nil, "data still queued for connection %d", c.id)
 	}
-	if c.corked && !c.writer && len(c.out) > 0 {
+	if c.corked && !c.writer && (len(c.out) > 0 || len(c.files) > 0) {
 		c.startWriterLocked() // a flush from a message callback: write now
 	}
 	if c.drained == nil {
@@ -459,7 +460,12 @@ func (c *conn) close(reason CloseReason, quiet bool) {
 	c.budget.release(int64(len(c.out)))
 	c.held -= int64(len(c.out))
 	c.out, c.spare = nil, nil
+	files := c.files
+	c.files = nil
 	c.mu.Unlock()
+	for _, f := range files {
+		f.finish(newError(ErrNoClient, nil, "connection %d closed before the file was sent", c.id))
+	}
 	close(c.deadCh)
 	c.raw.Close()
 	c.resumeReading() // a paused reader must see the close

@@ -185,7 +185,106 @@ TEST(framing_constructors_refuse_bad_arguments) {
   tcp_server_free(delim);
 }
 
+/* ---- sending: files, scatter-gather, lines ------------------------------- */
+
+typedef struct file_prog {
+  monitor m;
+  int progress, done, status;
+  long long last_sent, total;
+} file_prog;
+
+static void on_file_progress(void *ud, int id, long long sent, long long total, int status) {
+  file_prog *p = ud;
+  (void)id;
+  monitor_lock(&p->m);
+  if (status == 1) {
+    p->progress++;
+    p->last_sent = sent;
+  } else {
+    p->done++;
+    p->status = status;
+  }
+  p->total = total;
+  monitor_broadcast(&p->m);
+  monitor_unlock(&p->m);
+}
+
+/* A file of 3 MiB between two messages, length-prefixed: it arrives whole,
+ * in its place, with progress reports and one final status. */
+TEST(send_file_in_order_with_progress) {
+  enum { SIZE = 3 * 1024 * 1024 + 17 };
+  server_rec *r = server_rec_new(tcp_server_new_length_prefixed(4, TCP_BIG_ENDIAN, 8 << 20));
+  client_rec *cr = client_rec_new(tcp_client_new_length_prefixed(4, TCP_BIG_ENDIAN, 8 << 20), NULL);
+  char dir[FX_PATH], path[FX_PATH + 16];
+  file_prog p;
+  char *data = malloc(SIZE);
+  FILE *f;
+  int id, i;
+
+  REQUIRE(data != NULL);
+  for (i = 0; i < SIZE; i++) data[i] = (char)(i * 7);
+  fx_tempdir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/file.bin", dir);
+  f = fopen(path, "wb");
+  REQUIRE(f != NULL);
+  REQUIRE(fwrite(data, 1, SIZE, f) == SIZE);
+  fclose(f);
+  memset(&p, 0, sizeof p);
+  monitor_init(&p.m);
+  connect_tcp(cr, start_tcp(r->s));
+  CHECK_WAIT(&r->m, r->established == 1);
+  id = server_rec_id(r, 0);
+  CHECK_EQ(tcp_server_send_line(r->s, id, "before"), 0);
+  CHECK_EQ(tcp_server_send_file(r->s, id, path, 0, -1, on_file_progress, &p), 0);
+  CHECK_EQ(tcp_server_send_ex(r->s, id, "after", 5), 0);
+  CHECK_WAIT(&p.m, p.done == 1);
+  CHECK_WAIT(cr->m, cr->messages == 3);
+  monitor_lock(cr->m);
+  CHECK(msg_is(&cr->msgs, 0, "before"));
+  CHECK(msg_is_bytes(&cr->msgs, 1, data, SIZE));
+  CHECK(msg_is(&cr->msgs, 2, "after"));
+  monitor_unlock(cr->m);
+  monitor_lock(&p.m);
+  CHECK_EQ(p.status, 0);
+  CHECK_GE(p.progress, 3);
+  CHECK_EQ(p.last_sent, SIZE);
+  CHECK_EQ(p.total, SIZE);
+  monitor_unlock(&p.m);
+  CHECK_EQ(tcp_server_send_file(r->s, id, "/nonexistent/file", 0, -1, NULL, NULL), TCP_ERR_FILE);
+  CHECK_EQ(tcp_server_send_file(r->s, id, path, SIZE, 1, NULL, NULL), TCP_ERR_INVALID_ARG);
+  client_rec_free(cr);
+  server_rec_free(r);
+  remove(path);
+  remove_tree(dir);
+  free(data);
+}
+
+/* Several buffers are one message; a delimiter framing refuses files. */
+TEST(sendv_is_one_message_and_delimiters_refuse_files) {
+  server_rec *r = server_rec_new(tcp_server_new_fragmented('\n', 64));
+  client_rec *cr = client_rec_new(tcp_client_new_fragmented('\n', 64), NULL);
+  tcp_iovec iov[3] = {{"ab", 2}, {NULL, 0}, {"cd", 2}};
+  int id;
+
+  connect_tcp(cr, start_tcp(r->s));
+  CHECK_WAIT(&r->m, r->established == 1);
+  id = server_rec_id(r, 0);
+  CHECK_EQ(tcp_server_sendv(r->s, id, iov, 3), 0);
+  CHECK_EQ(tcp_server_sendv(r->s, id, NULL, 2), TCP_ERR_INVALID_ARG);
+  CHECK_EQ(tcp_server_send_file(r->s, id, "/etc/hostname", 0, -1, NULL, NULL), TCP_ERR_INVALID_ARG);
+  CHECK_EQ(tcp_client_send_line(cr->c, "up"), 0);
+  CHECK_WAIT(cr->m, cr->messages == 1);
+  CHECK_WAIT(&r->m, r->messages == 1);
+  monitor_lock(cr->m);
+  CHECK(msg_is(&cr->msgs, 0, "abcd"));
+  monitor_unlock(cr->m);
+  client_rec_free(cr);
+  server_rec_free(r);
+}
+
 const test_case framing_tests[] = {
+    TEST_ENTRY(send_file_in_order_with_progress),
+    TEST_ENTRY(sendv_is_one_message_and_delimiters_refuse_files),
     TEST_ENTRY(length_prefixed_echo_between_tcpgo_ends),
     TEST_ENTRY(length_prefix_tutorial_preset_and_early_refusal),
     TEST_ENTRY(eol_with_nul_bytes),
