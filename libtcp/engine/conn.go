@@ -62,14 +62,14 @@ type conn struct {
 	mu        sync.Mutex
 	out       []byte     // queued bytes, framed, not yet taken by a writer
 	files     []fileItem // files queued between bytes of out (sendfile.go)
-	spare     []byte // the writer's previous buffer, reused
-	inflight  int    // bytes a writer took and has not finished writing
-	held      int64  // bytes of out+inflight charged to the budget
-	writer    bool   // a writer goroutine runs
-	corked    bool   // the reader is delivering one read's messages: write after
-	wantReady bool   // a send was refused: Ready when the queue drains
-	progress  uint64 // bumped after every chunk written
-	dead      bool   // closed: sends refused
+	spare     []byte     // the writer's previous buffer, reused
+	inflight  int        // bytes a writer took and has not finished writing
+	held      int64      // bytes of out+inflight charged to the budget
+	writer    bool       // a writer goroutine runs
+	corked    bool       // the reader is delivering one read's messages: write after
+	wantReady bool       // a send was refused: Ready when the queue drains
+	progress  uint64     // bumped after every chunk written
+	dead      bool       // closed: sends refused
 	reason    CloseReason
 	writeErr  *Error        // first write failure
 	drained   chan struct{} // closed when out is empty and nothing is being written
