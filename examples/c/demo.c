@@ -6,7 +6,10 @@
  *      mode: every message ends with '\n'
  *   3. connect a client that presents its certificate, send a few lines,
  *      and print what each side sees
- *   4. stop everything and remove the certificates
+ *   4. the same with length-prefixed framing (a 4-byte length before each
+ *      message, the TLS tutorials' format): messages may hold any byte,
+ *      newlines included
+ *   5. stop everything and remove the certificates
  *
  * Callbacks run on library threads, so the main thread waits for them with
  * a mutex and a condition variable.
@@ -121,15 +124,25 @@ static int fail(const char *what, int code, const char *detail) {
   return 0;
 }
 
-static int run(const char *dir) {
+static int run(const char *dir, int prefixed) {
   static const char *const lines[] = {"hello", "mutual TLS works",
                                       "goodbye"};
+  static const char *const framed[] = {"hello", "two lines\nin one message",
+                                       "goodbye"};
+  const char *const *msgs = prefixed ? framed : lines;
   char ca[512], server_cert[512], server_key[512], client_cert[512],
       client_key[512], err[256], cn[128];
-  tcp_server *server = tcp_server_new_fragmented('\n', 0);
-  tcp_client *client = tcp_client_new_fragmented('\n', 0);
+  tcp_server *server = prefixed ? tcp_server_new_length_prefixed(
+                                      TCP_TUTORIAL_PREFIX_BYTES, TCP_TUTORIAL_BYTE_ORDER, 0)
+                                : tcp_server_new_fragmented('\n', 0);
+  tcp_client *client = prefixed ? tcp_client_new_length_prefixed(
+                                      TCP_TUTORIAL_PREFIX_BYTES, TCP_TUTORIAL_BYTE_ORDER, 0)
+                                : tcp_client_new_fragmented('\n', 0);
   int rc, port, i, ok = 0;
 
+  pthread_mutex_lock(&mu);
+  connected = echoes = disconnected = 0;
+  pthread_mutex_unlock(&mu);
   snprintf(ca, sizeof ca, "%s/ca.pem", dir);
   snprintf(server_cert, sizeof server_cert, "%s/server.pem", dir);
   snprintf(server_key, sizeof server_key, "%s/server.key", dir);
@@ -150,8 +163,12 @@ static int run(const char *dir) {
     goto out;
   }
   port = tcp_server_port(server);
-  printf("[server] mutual-TLS echo server listening on 127.0.0.1:%d "
-         "(messages end with '\\n')\n", port);
+  if (prefixed)
+    printf("[server] mutual-TLS echo server listening on 127.0.0.1:%d "
+           "(a 4-byte length before each message)\n", port);
+  else
+    printf("[server] mutual-TLS echo server listening on 127.0.0.1:%d "
+           "(messages end with '\\n')\n", port);
 
   /* Client: trusts the demo CA, presents its own certificate. */
   tcp_client_set_on_message(client, client_message, NULL);
@@ -174,8 +191,8 @@ static int run(const char *dir) {
 
   /* One line at a time, so the output reads in order. */
   for (i = 0; i < 3; i++) {
-    printf("[client] -> \"%s\"\n", lines[i]);
-    tcp_client_send(client, lines[i], strlen(lines[i]));
+    printf("[client] -> \"%s\"\n", msgs[i]);
+    tcp_client_send(client, msgs[i], strlen(msgs[i]));
     if (!wait_for(&echoes, i + 1)) {
       fail("waiting for an echo", TCP_ERR_TIMEOUT, NULL);
       goto out;
@@ -218,7 +235,11 @@ int main(void) {
   }
   printf("[setup]  test CA, server and client certificates written to %s\n", dir);
 
-  ok = run(dir);
+  ok = run(dir, 0);
+  if (ok) {
+    printf("\n[setup]  again, with length-prefixed messages\n");
+    ok = run(dir, 1);
+  }
 
   nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
   printf("[setup]  removed %s\n\n%s\n", dir, ok ? "demo finished: OK" : "demo FAILED");
