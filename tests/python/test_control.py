@@ -600,7 +600,24 @@ print("exiting", flush=True)
 """
 
 
+FD_LIMIT_SCRIPT = r"""
+import resource, tcpgo, tcpgo.util
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+tcpgo.TcpServer().close()  # loading the library leaves the limit alone
+assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 256
+assert tcpgo.util.raise_fd_limit() == hard
+assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+print("ok")
+"""
+
+
 class ExitTest(TestCase):
+    def test_raise_fd_limit(self) -> None:
+        r = run_python(FD_LIMIT_SCRIPT, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "ok")
+
     def test_interpreter_exit_while_on_accept_is_called(self) -> None:
         for _ in range(3):
             r = run_python(EXIT_SCRIPT, timeout=30)

@@ -116,10 +116,6 @@ def locate() -> str:
 ACCEPT_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_int, c_int)
 
 
-#: tcp_accept_fn: int (*)(void *user_data, const char *ip, int port, int local_port)
-ACCEPT_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_int, c_int)
-
-
 def _declare(lib: ctypes.CDLL) -> None:
     vp, i, sz, cp = c_void_p, c_int, c_size_t, c_char_p
     sigs: dict = {
@@ -173,29 +169,6 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tcp_client_flush": (i, [vp, i]),
         "tcp_server_flush": (i, [vp, i, i]),
         "tcp_server_send_batch": (i, [vp, cp, sz, sz]),
-        # connection control, flow control, close reasons, per-thread errors
-        "tcp_errcode": (i, []),
-        "tcp_errno": (i, []),
-        "tcp_errmsg": (i, [cp, sz]),
-        "tcp_close_reason_str": (cp, [i]),
-        "tcp_raise_fd_limit": (c_longlong, []),
-        "tcp_server_set_on_accept": (None, [vp, ACCEPT_FN, vp]),
-        "tcp_server_set_allowed": (i, [vp, cp]),
-        "tcp_server_set_blocked": (i, [vp, cp]),
-        "tcp_server_send_ex": (i, [vp, i, cp, sz]),
-        "tcp_server_queued": (c_longlong, [vp, i]),
-        "tcp_server_pause": (i, [vp, i]),
-        "tcp_server_resume": (i, [vp, i]),
-        "tcp_server_set_idle_timeout": (i, [vp, i, i]),
-        "tcp_server_stop_listening": (i, [vp]),
-        "tcp_server_shutdown": (i, [vp, i]),
-        "tcp_server_get_stats": (i, [vp, vp, sz]),
-        "tcp_server_conn_stats": (i, [vp, i, vp, sz]),
-        "tcp_client_send_ex": (i, [vp, cp, sz]),
-        "tcp_client_queued": (c_longlong, [vp]),
-        "tcp_client_pause": (i, [vp]),
-        "tcp_client_resume": (i, [vp]),
-        "tcp_client_conn_stats": (i, [vp, vp, sz]),
         # connection control, flow control, close reasons, per-thread errors
         "tcp_errcode": (i, []),
         "tcp_errno": (i, []),

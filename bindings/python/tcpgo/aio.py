@@ -265,8 +265,8 @@ class _AioBase:
             orig_done()
             bridge.done_from_thread()
 
-        inner._deliver = bridge.from_thread  # type: ignore[method-assign]
-        inner._dispatcher_done = done  # type: ignore[method-assign]
+        inner._deliver = bridge.from_thread  # type: ignore[method-assign,assignment]
+        inner._dispatcher_done = done  # type: ignore[method-assign,assignment]
 
     def _on_events(self, events: list) -> None:  # overridden
         raise NotImplementedError

@@ -115,7 +115,7 @@ class TcpClient(Writable, Endpoint):
                  on_closed: Optional[Callable[[], Any]] = None,
                  on_error: Optional[Callable[[BaseException], Any]] = None,
                  on_ready: Optional[Callable[[], Any]] = None,
-                 on_connect: Optional[Callable[[int, StartCode], Any]] = None,
+                 on_connect: Optional[Callable[[int, int], Any]] = None,
                  connect_timeout: Optional[float] = None,
                  nodelay: bool = True,
                  send_queue_limit: Optional[int] = None,
@@ -141,7 +141,7 @@ class TcpClient(Writable, Endpoint):
         self._on_closed: Optional[Callable[..., Any]] = on_closed
         self._on_error = on_error
         self._on_ready: Optional[Callable[[], Any]] = on_ready
-        self._on_connect: Optional[Callable[[int, StartCode], Any]] = on_connect
+        self._on_connect: Optional[Callable[[int, int], Any]] = on_connect
         self._closed_arity = ArityCache(1)
         self._close_reason: Optional[CloseReason] = None
         self._reconnect = bool(reconnect)

@@ -30,6 +30,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 MessageHandler = Callable[[int, bytes], Any]
 ClientHandler = Callable[[int], Any]
+#: ``on_closed(conn)`` or ``on_closed(conn, reason)``
+ClosedHandler = Callable[..., Any]
 ErrorHandler = Callable[[int, BaseException], Any]
 #: ``on_accept(ip, port, local_port) -> bool``: True admits the connection.
 AcceptHandler = Callable[[str, int, int], Any]
@@ -361,7 +363,7 @@ class TcpServer(Endpoint):
                  host: str = "",
                  on_message: Optional[MessageHandler] = None,
                  on_established: Optional[ClientHandler] = None,
-                 on_closed: Optional[ClientHandler] = None,
+                 on_closed: Optional[ClosedHandler] = None,
                  on_error: Optional[ErrorHandler] = None,
                  on_ready: Optional[ClientHandler] = None,
                  on_accept: Optional[AcceptHandler] = None,
@@ -396,7 +398,7 @@ class TcpServer(Endpoint):
         self._host = host
         self._on_message: Optional[MessageHandler] = on_message
         self._on_established: Optional[ClientHandler] = on_established
-        self._on_closed: Optional[ClientHandler] = on_closed
+        self._on_closed: Optional[ClosedHandler] = on_closed
         self._on_error = on_error
         self._on_ready: Optional[ClientHandler] = on_ready
         self._on_accept: Optional[AcceptHandler] = None
@@ -491,7 +493,7 @@ class TcpServer(Endpoint):
         self._on_accept = handler
         h = self._handle()
         if handler is None:
-            set_fn(h, _lib.ACCEPT_FN(), None)  # a NULL function pointer
+            set_fn(h, _lib.ACCEPT_FN(0), None)  # a NULL function pointer
             return handler
         if self._accept_call is None:
             self._accept_call = _lib.ACCEPT_FN(_AcceptCall(self))
@@ -501,7 +503,7 @@ class TcpServer(Endpoint):
 
     def _before_exit_stop(self, h: ctypes.c_void_p) -> None:
         if self._accept_call is not None:
-            _lib.lib().tcp_server_set_on_accept(h, _lib.ACCEPT_FN(), None)
+            _lib.lib().tcp_server_set_on_accept(h, _lib.ACCEPT_FN(0), None)
 
     # -- admission -----------------------------------------------------------
     @property
@@ -1008,8 +1010,8 @@ class TcpServer(Endpoint):
             elif kind == EV_READY:
                 self._call_handler("on_ready", self._on_ready, self._conn_ready(cid))
             elif kind == EV_ERROR:
-                conn = conns.get(cid, cid) if cid else 0
-                self._peer_error(code, data[off:off + ln].decode("utf-8", "replace"), cid, conn)
+                who: int = conns.get(cid, cid) if cid else 0
+                self._peer_error(code, data[off:off + ln].decode("utf-8", "replace"), cid, who)
             off += ln
 
     def _run_closed(self, conn: BaseConnection) -> None:

@@ -10,7 +10,8 @@ from ._core import Data
 from .client import TcpClient, TlsClient
 from .errors import Error, ErrorCode
 
-__all__ = ["request", "generate_certs", "CertPaths", "library_version", "library_path"]
+__all__ = ["request", "generate_certs", "CertPaths", "library_version", "library_path",
+           "raise_fd_limit"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -91,6 +92,21 @@ def library_version() -> str:
     """The version of the loaded libtcpserver ("MAJOR.MINOR.PATCH")."""
     v = _lib.lib().tcp_version()
     return v.decode() if v else ""
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft limit of open descriptors (``RLIMIT_NOFILE``)
+    to its hard limit and return the new soft limit -- for a server with more
+    than about 1000 connections (each one is a descriptor). Loading tcpgo does
+    not change the limit; this is an explicit choice, inherited by child
+    processes started afterwards. Raises :class:`OSError` when it fails."""
+    from ._core import need, thread_error_text
+
+    n = need("tcp_raise_fd_limit")()
+    if n < 0:
+        err = getattr(_lib.lib(), "tcp_errno", lambda: 0)()
+        raise OSError(err, thread_error_text() or os.strerror(err) or "tcp_raise_fd_limit failed")
+    return int(n)
 
 
 def library_path() -> str:
