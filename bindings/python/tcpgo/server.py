@@ -163,8 +163,7 @@ class BaseConnection(Writable, int):
         try:
             self._server.close_client(self)
         except NoClientError:
-            if self.connected and self._server._h is not None and self._server.running:
-                raise
+            pass  # already closed (its on_closed may still be on its way)
 
 
 class Connection(BaseConnection):
