@@ -819,7 +819,8 @@ int tcp_server_last_error(const tcp_server *s, char *buf, size_t buflen);
  * Server: connection control, flow control, introspection
  * ------------------------------------------------------------------------- */
 
-/* Set (fn = NULL: remove) the extended callbacks; see their types. */
+/* Set (fn = NULL: remove; the accept callback too) the extended
+ * callbacks; see their types. */
 void tcp_server_set_on_message_ex(tcp_server *s, tcp_message_ex_fn fn,
                                   void *user_data);
 void tcp_server_set_on_closed_ex(tcp_server *s, tcp_closed_ex_fn fn,
@@ -1107,8 +1108,21 @@ enum tcp_event_kind {
   TCP_EVENT_CONNECT = 6  /* client: a reconnection attempt ended; client_id
                             is the attempt number, code its start code */
 };
-/* A TCP_EVENT_CLOSED record carries the tcp_close_reason in its code
- * field. */
+/* A TCP_EVENT_ESTABLISHED record's payload is the peer's address as text,
+ * "ip port" (e.g. "127.0.0.1 40112"), so a poller need not look it up --
+ * the connection may be gone when it handles the record. A
+ * TCP_EVENT_CLOSED record carries the tcp_close_reason in its code field; a
+ * TCP_EVENT_MESSAGE record has TCP_MSG_PARTIAL in its code for a part of an
+ * overlong message. Between a client's reconnection attempts, poll times
+ * out (returns 0); TCP_ERR_NOT_RUNNING comes only after tcp_client_stop or
+ * a loss without TCP_OPT_RECONNECT.
+ *
+ * Replies and the half-close: when a peer half-closes (EOF), the library
+ * waits -- bounded as TCP_OPT_CLOSE_ON_EOF says -- until the poller has
+ * handled the events of that moment (it has called poll again after the
+ * one that took them; a poller sends a batch's replies before polling
+ * again), then writes what was queued and closes. So replies a poller
+ * sends to a half-closed peer are delivered too. */
 
 /* Size of a record header. */
 #define TCP_EVENT_HEADER_SIZE 16

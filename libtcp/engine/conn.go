@@ -825,6 +825,9 @@ func (c *conn) finish(res readResult, unlist func()) {
 		if bound <= 0 {
 			bound = c.opts.Linger
 		}
+		if hw, ok := c.events.h.(handledWaiter); ok && bound > 0 {
+			hw.waitHandled(bound) // replies a poller sends come after it handled the events
+		}
 		if err := c.waitDrainedIdle(bound, idle); err != nil && CodeOf(err) == ErrTimeout && res.err == nil && res.reason == ClosePeer {
 			res.err = newError(ErrTimeout, nil, "peer closed; queued data not taken within %v", bound)
 			res.reason = CloseWriteTimeout

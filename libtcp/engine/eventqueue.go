@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -36,6 +37,12 @@ type EventQueue struct {
 	releasing bool
 	ready     chan struct{}
 	budget    *budget // the server's, charged for queued payload
+
+	// Records pushed, and records known handled: those a Poll took, once
+	// the poller calls Poll again (a poller handles a batch -- and sends
+	// its replies -- before it polls again).
+	pushed, handled, taken uint64
+	handledCond            *sync.Cond
 }
 
 // NewEventQueue returns a queue holding at most limit bytes of message
@@ -43,10 +50,36 @@ type EventQueue struct {
 func NewEventQueue(limit int) *EventQueue {
 	q := &EventQueue{limit: limit, ready: make(chan struct{}, 1)}
 	q.space = sync.NewCond(&q.mu)
+	q.handledCond = sync.NewCond(&q.mu)
 	return q
 }
 
 func (q *EventQueue) Established(id int) { q.push(EventEstablished, id, 0, nil) }
+
+// EstablishedAddr queues an established event whose payload is the peer's
+// address as "ip port", so that a poller need not look it up (the
+// connection may be gone by the time it handles the record).
+func (q *EventQueue) EstablishedAddr(id int, ip string, port int) {
+	q.push(EventEstablished, id, 0, []byte(ip+" "+strconv.Itoa(port)))
+}
+
+// waitHandled waits up to timeout until every record pushed so far was
+// handled by the poller (see handled), or the queue stops.
+func (q *EventQueue) waitHandled(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() {
+		q.mu.Lock()
+		q.handledCond.Broadcast()
+		q.mu.Unlock()
+	})
+	defer t.Stop()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	want := q.pushed
+	for q.handled < want && q.running && !q.releasing && time.Now().Before(deadline) {
+		q.handledCond.Wait()
+	}
+}
 func (q *EventQueue) Message(id int, data []byte) {
 	q.push(EventMessage, id, 0, data)
 }
@@ -99,6 +132,7 @@ func (q *EventQueue) push(kind, id, code int, payload []byte) {
 	binary.NativeEndian.PutUint32(h[12:], uint32(len(payload)))
 	q.buf = append(q.buf, h[:]...)
 	q.buf = append(q.buf, payload...)
+	q.pushed++
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -119,6 +153,7 @@ func (q *EventQueue) stopping() {
 	q.mu.Lock()
 	q.releasing = true
 	q.space.Broadcast()
+	q.handledCond.Broadcast()
 	q.mu.Unlock()
 }
 
@@ -140,10 +175,17 @@ func (q *EventQueue) stopped() {
 // once the owner stopped and the queue is empty.
 func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err error) {
 	var timer *time.Timer
+	q.mu.Lock()
+	if q.handled != q.taken { // the previous batch was handled
+		q.handled = q.taken
+		q.handledCond.Broadcast()
+	}
+	q.mu.Unlock()
 	for {
 		q.mu.Lock()
 		if q.rd < len(q.buf) {
 			n, used, err = q.take(dst)
+			q.taken += uint64(n)
 			q.mu.Unlock()
 			return n, used, err
 		}

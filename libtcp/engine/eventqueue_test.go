@@ -110,9 +110,12 @@ func TestEventQueueServerRecords(t *testing.T) {
 	for _, r := range recs {
 		if r.id == id {
 			assert.Zero(t, r.code)
-			if r.kind == EventMessage {
+			switch r.kind {
+			case EventMessage:
 				msgs = append(msgs, string(r.payload))
-			} else {
+			case EventEstablished:
+				assert.Regexp(t, `^127\.0\.0\.1 \d+$`, string(r.payload), "the peer's address")
+			default:
 				assert.Empty(t, r.payload)
 			}
 		}

@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // Handler receives a server's or client's events. For one connection the
 // calls come from one goroutine, in order: Established, Message..., Closed
 // exactly once. Different connections call in parallel. A client reports
@@ -140,5 +142,26 @@ func (e events) closed(c *conn, reason CloseReason) {
 func (e events) ready(c *conn) {
 	if e.ext != nil {
 		e.ext.Ready(c.id, c.User())
+	}
+}
+
+// addrHandler is implemented by handlers that want the peer's address with
+// the established event (the event queue puts it in the record).
+type addrHandler interface {
+	EstablishedAddr(id int, ip string, port int)
+}
+
+// handledWaiter is implemented by handlers that deliver events later (the
+// event queue): a connection's reader waits, bounded, for its events to be
+// handled before deciding that nothing more will be queued for the peer.
+type handledWaiter interface {
+	waitHandled(timeout time.Duration)
+}
+
+func (e events) established(c *conn) {
+	if a, ok := e.h.(addrHandler); ok {
+		a.EstablishedAddr(c.id, c.remoteIP, c.remotePort)
+	} else {
+		e.h.Established(c.id)
 	}
 }

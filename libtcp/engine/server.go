@@ -405,7 +405,7 @@ func (s *Server) serveConn(c *conn, cfg *tls.Config, ev events, o *Options) {
 			}
 		}()
 		c.evMu.Lock()
-		ev.h.Established(c.id)
+		ev.established(c)
 		c.evMu.Unlock()
 		res = c.readLoop(c.dec, ReadBufferLimit(s.framing))
 	}()

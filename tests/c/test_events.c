@@ -107,7 +107,8 @@ TEST(event_queue_server) {
   REQUIRE_EQ(log->n, 4);
   id = log->items[0].client_id;
   CHECK_GT(id, 0);
-  CHECK_EVENT(log, 0, TCP_EVENT_ESTABLISHED, id, 0, "");
+  CHECK_EVENT(log, 0, TCP_EVENT_ESTABLISHED, id, 0, NULL);
+  CHECK(strncmp(log->items[0].data, "127.0.0.1 ", 10) == 0); /* "ip port" */
   CHECK_EVENT(log, 1, TCP_EVENT_MESSAGE, id, 0, "a");
   CHECK_EVENT(log, 2, TCP_EVENT_MESSAGE, id, 0, "bc");
   CHECK_EVENT(log, 3, TCP_EVENT_MESSAGE, id, 0, "");
@@ -181,11 +182,15 @@ TEST(event_queue_buffer_too_small) {
   memset(payload, 'p', sizeof payload);
   CHECK_EQ(tcp_client_send(cr->c, payload, sizeof payload), 1);
 
-  /* ESTABLISHED needs a bare header. */
+  /* ESTABLISHED needs a header and the peer's "ip port". */
   CHECK_EQ(poll_sized(s, buf, 8, &used), TCP_ERR_BUFFER_TOO_SMALL);
-  CHECK_EQ(used, TCP_EVENT_HEADER_SIZE);
-  CHECK_EQ(poll_sized(s, buf, TCP_EVENT_HEADER_SIZE, &used), 1);
-  CHECK_EQ(used, TCP_EVENT_HEADER_SIZE);
+  {
+    size_t need = used;
+    CHECK_GT(need, TCP_EVENT_HEADER_SIZE + 10); /* "127.0.0.1 " and a port */
+    CHECK_EQ(poll_sized(s, buf, need - 1, &used), TCP_ERR_BUFFER_TOO_SMALL);
+    CHECK_EQ(poll_sized(s, buf, need, &used), 1);
+    CHECK_EQ(used, need);
+  }
   memcpy(&kind, buf, 4);
   CHECK_EQ(kind, TCP_EVENT_ESTABLISHED);
 
