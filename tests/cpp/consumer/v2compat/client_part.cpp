@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <condition_variable>
 #include <fstream>
 #include <sstream>
@@ -105,6 +106,10 @@ int main(int argc, char **argv)
     tcpClient.stop();
     tlsClient.stop();
     streamClient.stop();
+    // The stream client's data reaches the server before its end does; a
+    // stop before the server read it would drop it (a stop closes at once).
+    for (int i = 0; i < 1000 && serverStreamClientsClosed(server).empty(); i++)
+        this_thread::sleep_for(chrono::milliseconds(10));
     stopServer(server);
     stopServer(server); // idempotent
     if (serverRunning(server) || tcpClient.isRunning())
