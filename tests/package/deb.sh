@@ -57,7 +57,10 @@ lib=/usr/lib/$(gcc -print-multiarch)/libtcpserver.so.0
 # where the dynamic linker finds libtcpserver.so.0 (its cache lists /lib/... on merged-/usr)
 linker_finds() { ldconfig -p | awk '$1 == "libtcpserver.so.0" {print $NF}' | xargs -r realpath; }
 loads() { ldd "$1" | awk '$1 == "libtcpserver.so.0" {print $3}' | xargs -r realpath; }
-! dpkg -s tcpgo >/dev/null 2>&1 || fail "tcpgo is already installed on this machine"
+if dpkg -s tcpgo >/dev/null 2>&1; then  # installed on the real machine: start from a clean slate
+  step "dpkg --purge tcpgo (installed on this machine; only this copy of its root changes)"
+  dpkg --purge tcpgo >/dev/null
+fi
 
 step "dpkg -i $(basename /mnt/share/*.deb)"
 dpkg -i /mnt/share/*.deb
