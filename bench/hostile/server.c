@@ -80,6 +80,7 @@ struct srv {
 
   atomic_ullong established, closed, messages, slow_messages;
   atomic_ullong send_refused;
+  atomic_int running_callbacks, peak_callbacks; /* this handle's callbacks */
   atomic_ullong refused_by_code[CODE_SLOTS]; /* index -code; 0 = unknown */
   atomic_ullong errors_by_code[CODE_SLOTS];
   atomic_ullong closed_by_reason[REASON_SLOTS]; /* 0 = no reason given */
@@ -124,16 +125,25 @@ static void count_code(atomic_ullong *slots, int code) {
   atomic_fetch_add_explicit(&slots[i], 1, memory_order_relaxed);
 }
 
-/* Every callback runs between enter/leave: the peak is how many callbacks
- * (each on its own OS thread) ran at once. */
-static void callback_enter(void) {
-  int now = atomic_fetch_add(&g_running_callbacks, 1) + 1;
-  int peak = atomic_load(&g_peak_callbacks);
-  while (now > peak && !atomic_compare_exchange_weak(&g_peak_callbacks, &peak, now))
+static void count_running(atomic_int *running, atomic_int *peak_out) {
+  int now = atomic_fetch_add(running, 1) + 1;
+  int peak = atomic_load(peak_out);
+  while (now > peak && !atomic_compare_exchange_weak(peak_out, &peak, now))
     ;
 }
 
-static void callback_leave(void) { atomic_fetch_sub(&g_running_callbacks, 1); }
+/* Every callback runs between enter/leave: the peaks are how many callbacks
+ * (each on its own OS thread) ran at once, in the process and per handle --
+ * TCP_OPT_CALLBACK_THREADS bounds the latter. */
+static void callback_enter(struct srv *sv) {
+  count_running(&g_running_callbacks, &g_peak_callbacks);
+  count_running(&sv->running_callbacks, &sv->peak_callbacks);
+}
+
+static void callback_leave(struct srv *sv) {
+  atomic_fetch_sub(&sv->running_callbacks, 1);
+  atomic_fetch_sub(&g_running_callbacks, 1);
+}
 
 /* Moves client id from one state to the next; returns the state it had. */
 static int track(struct srv *sv, int id, int next) {
@@ -162,11 +172,11 @@ static int track(struct srv *sv, int id, int next) {
 
 static void on_established(void *user_data, int client_id) {
   struct srv *sv = user_data;
-  callback_enter();
+  callback_enter(sv);
   if (track(sv, client_id, ST_OPEN) != ST_UNSEEN)
     atomic_fetch_add(&sv->dup_established, 1);
   atomic_fetch_add(&sv->established, 1);
-  callback_leave();
+  callback_leave(sv);
 }
 
 static void sleep_ms(int ms) {
@@ -178,7 +188,7 @@ static void sleep_ms(int ms) {
 static void on_message(void *user_data, int client_id, const char *data,
                        size_t len) {
   struct srv *sv = user_data;
-  callback_enter();
+  callback_enter(sv);
   atomic_fetch_add_explicit(&sv->messages, 1, memory_order_relaxed);
   /* Read-only look at the state: a message outside established..closed
    * breaks the contract. */
@@ -193,7 +203,7 @@ static void on_message(void *user_data, int client_id, const char *data,
     atomic_fetch_add_explicit(&sv->send_refused, 1, memory_order_relaxed);
     count_code(sv->refused_by_code, tcp_errcode ? tcp_errcode() : 0);
   }
-  callback_leave();
+  callback_leave(sv);
 }
 
 static void closed_common(struct srv *sv, int client_id, int reason) {
@@ -209,28 +219,30 @@ static void closed_common(struct srv *sv, int client_id, int reason) {
 }
 
 static void on_closed(void *user_data, int client_id) {
-  callback_enter();
-  closed_common(user_data, client_id, 0);
-  callback_leave();
+  struct srv *sv = user_data;
+  callback_enter(sv);
+  closed_common(sv, client_id, 0);
+  callback_leave(sv);
 }
 
 static void on_closed_ex(void *user_data, int client_id, void *conn_data,
                          int reason) {
+  struct srv *sv = user_data;
   (void)conn_data;
-  callback_enter();
-  closed_common(user_data, client_id, reason);
-  callback_leave();
+  callback_enter(sv);
+  closed_common(sv, client_id, reason);
+  callback_leave(sv);
 }
 
 static void on_error(void *user_data, int client_id, int code,
                      const char *message) {
   struct srv *sv = user_data;
-  callback_enter();
+  callback_enter(sv);
   count_code(sv->errors_by_code, code);
   if (g_verbose)
     fprintf(stderr, "hostile_server: %s: client %d: %s (%d): %s\n", sv->name,
             client_id, tcp_strerror(code), code, message);
-  callback_leave();
+  callback_leave(sv);
 }
 
 /* --- options ------------------------------------------------------------ */
@@ -384,10 +396,12 @@ static void print_server(struct srv *sv) {
       atomic_load(&sv->dup_closed) + atomic_load(&sv->message_outside);
   printf("{\"name\":\"%s\",\"port\":%d,\"established\":%llu,\"closed\":%llu,"
          "\"open\":%lld,\"messages\":%llu,\"slow_messages\":%llu,"
-         "\"send_refused\":%llu,",
+         "\"send_refused\":%llu,\"callbacks_running\":%d,"
+         "\"callbacks_peak\":%d,",
          sv->name, sv->port, est, clo, (long long)(est - clo),
          atomic_load(&sv->messages), atomic_load(&sv->slow_messages),
-         atomic_load(&sv->send_refused));
+         atomic_load(&sv->send_refused), atomic_load(&sv->running_callbacks),
+         atomic_load(&sv->peak_callbacks));
   print_slots("send_refused_by_code", sv->refused_by_code, CODE_SLOTS, 1);
   printf(",");
   print_slots("errors_by_code", sv->errors_by_code, CODE_SLOTS, 1);

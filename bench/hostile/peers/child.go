@@ -45,6 +45,8 @@ type account struct {
 	Messages          uint64            `json:"messages"`
 	SlowMessages      uint64            `json:"slow_messages"`
 	SendRefused       uint64            `json:"send_refused"`
+	CallbacksRunning  int               `json:"callbacks_running"`
+	CallbacksPeak     int               `json:"callbacks_peak"`
 	SendRefusedByCode map[string]uint64 `json:"send_refused_by_code"`
 	ErrorsByCode      map[string]uint64 `json:"errors_by_code"`
 	ReasonsKnown      bool              `json:"reasons_known"`

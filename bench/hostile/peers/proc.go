@@ -226,3 +226,73 @@ func libraryOf(pid int) string {
 	}
 	return "unknown"
 }
+
+// procTicks is the user+system CPU time of a process in clock ticks (pid 0:
+// this process), 0 if unknown.
+func procTicks(pid int) uint64 {
+	path := "/proc/self/stat"
+	if pid > 0 {
+		path = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(data, ')') // the command name may hold spaces
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 { // state is field 3; utime, stime are 14, 15
+		return 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	s, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + s
+}
+
+// cpuWindow measures the machine's CPU use over a window, split into the
+// server, this program, and everything else (other people's work on a
+// shared machine), in % of one CPU; and the hypervisor steal.
+type cpuWindow struct {
+	pid          int
+	at           time.Time
+	machine      cpuTimes
+	server, self uint64
+}
+
+type cpuUse struct {
+	ServerPct float64     `json:"server_cpu_pct"`
+	PeersPct  float64     `json:"peers_cpu_pct"`
+	OtherPct  float64     `json:"other_cpu_pct"`
+	Steal     stealWindow `json:"steal"`
+}
+
+const ticksPerSecond = 100 // USER_HZ on Linux
+
+func startCPUWindow(pid int) cpuWindow {
+	return cpuWindow{pid: pid, at: time.Now(), machine: readCPU(), server: procTicks(pid), self: procTicks(0)}
+}
+
+func (w cpuWindow) end() cpuUse {
+	secs := time.Since(w.at).Seconds()
+	m := readCPU()
+	u := cpuUse{Steal: stealBetween(w.machine, m)}
+	if secs <= 0 || len(m) < 8 || len(w.machine) < 8 {
+		return u
+	}
+	var busy uint64
+	for i, x := range m[:8] {
+		if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
+			continue
+		}
+		busy += x - w.machine[i]
+	}
+	srv, self := procTicks(w.pid)-w.server, procTicks(0)-w.self
+	pct := func(t uint64) float64 { return 100 * float64(t) / ticksPerSecond / secs }
+	u.ServerPct, u.PeersPct = pct(srv), pct(self)
+	if busy > srv+self {
+		u.OtherPct = pct(busy - srv - self)
+	}
+	return u
+}
