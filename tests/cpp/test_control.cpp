@@ -704,6 +704,9 @@ TEST(ControlTest, ReconnectingClientSurvivesServerRestart) {
   for (size_t i = 0; i < a.size(); i++) EXPECT_EQ(a[i].first, static_cast<int>(i) + 1);
   client.stop();
   EXPECT_FALSE(client.isRunning());
+  // one closed event per connection: the lost one, then the stopped one
+  EXPECT_EQ(closes.snapshot(), (std::vector<tcp::CloseReason>{tcp::CloseReason::Peer,
+                                                              tcp::CloseReason::Stopped}));
 }
 
 // Issue 8, item 1: a peer that sends its requests and then half-closes

@@ -196,7 +196,9 @@ class ClientBase : public ConnectionOptions<ClientBase> {
   /// true: after the connection was lost (not after stop()), reconnect
   /// automatically with exponential back-off and +-20 % jitter (see
   /// setReconnectDelay); each attempt is reported to the reconnect worker.
-  /// Default false.
+  /// The closed worker runs once per lost connection, before the attempts;
+  /// isRunning() is false and sendMsg fails until one succeeds. Default
+  /// false.
   int setReconnect(const bool enable) { return setOption(TCP_OPT_RECONNECT, enable ? 1 : 0); }
 
   /// The back-off between reconnection attempts starts at minMs (default
