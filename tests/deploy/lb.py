@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "deploy"
@@ -119,7 +119,7 @@ class Proc:
             self.all.append(line)
             self.lines.put(line)
 
-    def _ready(self, wait) -> None:
+    def _ready(self, wait: Callable[[], None]) -> None:
         """Runs wait(); if it fails, the process group is killed first."""
         try:
             wait()
@@ -281,9 +281,11 @@ class HAProxy(Proc):
         super().__init__("haproxy", ["haproxy", "-f", str(cfg), "-db"], cwd=run_dir, env=env,
                          stdin=False)
         self.port = port
-        self._ready(lambda: (wait_listening(port, proc=self),
-                             wait_until(lambda: os.path.exists(self.socket_path),
-                                        "the HAProxy admin socket")))
+
+        def started() -> None:
+            wait_listening(port, proc=self)
+            wait_until(lambda: os.path.exists(self.socket_path), "the HAProxy admin socket")
+        self._ready(started)
 
     def command(self, cmd: str) -> str:
         with socket.socket(socket.AF_UNIX) as s:
@@ -344,6 +346,9 @@ class Nginx(Proc):
             return ""
 
 
+P = TypeVar("P", bound=Proc)
+
+
 class Procs:
     """Everything a test started; close() kills every process group (in the
     reverse order), also after a failure."""
@@ -351,7 +356,7 @@ class Procs:
     def __init__(self) -> None:
         self.procs: List[Proc] = []
 
-    def add(self, p: Proc) -> Proc:
+    def add(self, p: P) -> P:
         self.procs.append(p)
         return p
 

@@ -70,6 +70,7 @@ def make_pki(d: str) -> str:
 @unittest.skipIf(MISSING, "load-balancer tests skipped: missing " + ", ".join(MISSING) +
                  " (.ci/run installs them)")
 class Deploy(unittest.TestCase):
+    tmp: str
     pki: str
 
     @classmethod

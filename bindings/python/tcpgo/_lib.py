@@ -192,6 +192,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tcp_client_pause": (i, [vp]),
         "tcp_client_resume": (i, [vp]),
         "tcp_client_conn_stats": (i, [vp, vp, sz]),
+        "tcp_server_proxy_tlv": (i, [vp, i, i, cp, sz]),
     }
     for name, (res, args) in optional.items():
         try:

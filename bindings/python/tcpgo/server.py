@@ -714,6 +714,39 @@ class TcpServer(Endpoint):
         """``(ip, port)`` of a connected client."""
         return self.client_ip(client_id), self.client_port(client_id)
 
+    def proxy_tlv(self, client_id: int, tlv_type: int) -> Optional[bytes]:
+        """The raw value of a TLV of the client's PROXY protocol v2 header
+        (``tlv_type`` as in the specification: 0x01 ALPN, 0x02 AUTHORITY,
+        0x20 SSL, 0x30 NETNS...), or None when the header had no such TLV
+        (or the connection came without a header)."""
+        fn = need("tcp_server_proxy_tlv")
+        size = 256
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = fn(self._handle(), client_id, tlv_type, buf, size)
+            if n == ErrorCode.NO_FIELD:
+                return None
+            if n == ErrorCode.NO_CLIENT:
+                raise NoClientError(f"no connected client with id {client_id}")
+            if n < 0:
+                raise NotRunningError(f"cannot read the PROXY header of client {client_id}: "
+                                      f"{_core.strerror(n)}")
+            if n < size:
+                return buf.raw[:n]
+            size = n + 1
+
+    def proxy_cn(self, client_id: int) -> Optional[str]:
+        """The CN of the client certificate that the proxy in front verified,
+        when it terminated TLS and sent it in the PROXY v2 SSL TLVs (HAProxy:
+        ``send-proxy-v2-ssl-cn``); None otherwise. For a plain :class:`TcpServer`
+        behind such a proxy (a :class:`TlsServer` answers with the CN of the
+        certificate it verified itself, as ``peer_subject_part`` does)."""
+        rc, text = _lib.read_string(_lib.lib().get_subj_part, self._handle(), client_id,
+                                    field_nid("CN"))
+        if rc == ErrorCode.NO_CLIENT:
+            raise NoClientError(f"no connected client with id {client_id}")
+        return text if rc >= 0 else None
+
     def _address_of(self, client_id: int) -> Tuple[str, int]:
         """``(ip, port)``, or ``("", 0)`` once the library forgot the client."""
         h = self._h
