@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/tls"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -26,6 +25,7 @@ type Client struct {
 	c       *conn              // the current (or last) connection
 	cancel  context.CancelFunc // aborts a connect in progress
 	session *clientSession     // from Start to the end of its last Closed
+	tlsx    clientTLS          // certificate callback, session cache (tlsclient.go)
 }
 
 // clientSession is one Start's life: its connections, one after another
@@ -89,10 +89,10 @@ func (cl *Client) Start(host string, port int) error { return cl.start(host, por
 // StartTLS connects with TLS. files.CA empty means the system's CAs;
 // files.Cert and Key are the client's own certificate for mutual TLS.
 func (cl *Client) StartTLS(host string, port int, files TLSFiles) error {
-	return cl.start(host, port, &files)
+	return cl.start(host, port, files)
 }
 
-func (cl *Client) start(host string, port int, files *TLSFiles) error {
+func (cl *Client) start(host string, port int, src TLSSource) error {
 	cl.startMu.Lock()
 	defer cl.startMu.Unlock()
 	cl.mu.Lock()
@@ -106,12 +106,9 @@ func (cl *Client) start(host string, port int, files *TLSFiles) error {
 	if port <= 0 || port > 65535 {
 		return newError(StartWrongPort, nil, "port %d outside 1..65535", port)
 	}
-	var cfg *tls.Config
-	if files != nil {
-		var err error
-		if cfg, err = clientTLSConfig(*files, host, o); err != nil {
-			return err
-		}
+	cfg, err := cl.tlsx.prepare(src, host, o) // nil: plain TCP
+	if err != nil {
+		return err
 	}
 	ss := &clientSession{stopped: make(chan struct{}), done: make(chan struct{})}
 	ss.dial = func(ctx context.Context) (*conn, error) {
@@ -155,7 +152,7 @@ func (cl *Client) start(host string, port int, files *TLSFiles) error {
 }
 
 // dialConn connects (and handshakes) within Options.ConnectTimeout.
-func dialConn(ctx context.Context, host string, port int, cfg *tls.Config, o *Options) (*conn, error) {
+func dialConn(ctx context.Context, host string, port int, cfg *clientTLSSetup, o *Options) (*conn, error) {
 	if o.ConnectTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
@@ -183,14 +180,9 @@ func dialConn(ctx context.Context, host string, port int, cfg *tls.Config, o *Op
 	}
 	c := newConn(0, nc, o, nil, nil)
 	if cfg != nil {
-		tc := tls.Client(nc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		if err := cfg.handshake(ctx, c); err != nil {
 			nc.Close()
 			return nil, newError(StartConnectInit, err, "TLS handshake with %s", addr)
-		}
-		c.useTLS(tc)
-		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-			c.peerSubject = &certs[0].Subject
 		}
 	}
 	c.established.Store(true)

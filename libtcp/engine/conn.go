@@ -38,6 +38,7 @@ type conn struct {
 	localPort   int
 	peerSubject *pkix.Name // verified peer certificate's subject; nil if none
 	proxy       *ProxyInfo // the PROXY header's content; nil without one
+	tlsx        connTLS    // negotiated TLS details, a STARTTLS request (tlsinfo.go, starttls.go)
 	dec         Decoder    // set by the reader before the first read
 	established atomic.Bool
 	closing     atomic.Bool  // set by close: no Message call after it
@@ -627,6 +628,13 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 		if !c.waitResumed() {
 			return readResult{}
 		}
+		if up := c.takeUpgrade(); up != nil { // STARTTLS, between two reads (starttls.go)
+			if res, ok := c.upgradeTLS(up, &r, &dec); !ok {
+				return res
+			}
+			needer, _ = dec.(Needer)
+			msgStart, armed = time.Time{}, false
+		}
 		c.armReadDeadline(r.pending() > 0, msgStart, &armed)
 		if r.b != nil && r.end == len(r.b) {
 			if r.start > 0 {
@@ -678,8 +686,8 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			}
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && c.isPaused() {
-				continue // a timeout that fired as the connection was paused
+			if errors.Is(err, os.ErrDeadlineExceeded) && (c.isPaused() || c.upgradePending()) {
+				continue // a timeout that fired as the connection was paused, or a STARTTLS wake-up
 			}
 			return c.endReason(err, r.pending() > 0, msgStart)
 		}

@@ -58,6 +58,7 @@ type Options struct {
 	ProxyMode         ProxyMode
 	ProxyTrusted      []netip.Prefix
 	ProxyHeader       *ProxyHeader // client: a PROXY header to send first
+	TLS               TLSOptions   // versions, suites, ALPN, SNI, key log, resumption (tlsoptions.go)
 }
 
 // ProxyHeader is what a client sends first when its chain expects a PROXY

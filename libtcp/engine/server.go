@@ -32,6 +32,7 @@ type Server struct {
 	accept    atomic.Pointer[AcceptFunc]
 	stats     serverCounters
 	listening atomic.Bool
+	tlsx      serverTLS // certificates by SNI, reload, callback, STARTTLS (tlsserver.go)
 }
 
 // NewServer returns a stopped server using framing f (Continuous{} or a
@@ -101,9 +102,14 @@ func (s *Server) Start(port int) error { return s.start(port, nil) }
 
 // StartTLS listens for TLS. files.Cert and files.Key are required; with
 // files.CA, clients must present a certificate signed by it.
-func (s *Server) StartTLS(port int, files TLSFiles) error { return s.start(port, &files) }
+func (s *Server) StartTLS(port int, files TLSFiles) error { return s.start(port, files) }
 
-func (s *Server) start(port int, files *TLSFiles) error {
+// StartTLSPEM is StartTLS with PEM text instead of files. Without
+// certificate and key (as StartTLS with neither path), the server makes a
+// self-signed certificate (selfsigned.go).
+func (s *Server) StartTLSPEM(port int, p TLSPEM) error { return s.start(port, p) }
+
+func (s *Server) start(port int, src TLSSource) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running {
@@ -112,12 +118,9 @@ func (s *Server) start(port int, files *TLSFiles) error {
 	if port < 0 || port > 65535 {
 		return newError(StartWrongPort, nil, "port %d outside 0..65535", port)
 	}
-	var cfg *tls.Config
-	if files != nil {
-		var err error
-		if cfg, err = serverTLSConfig(*files, s.opts); err != nil {
-			return err
-		}
+	cfg, err := s.tlsx.prepare(src, s.opts) // nil: plain TCP
+	if err != nil {
+		return err
 	}
 	ln, err := listen(s.opts, port)
 	if err != nil {
@@ -369,7 +372,7 @@ func (s *Server) serveConn(c *conn, cfg *tls.Config, ev events, o *Options) {
 		return
 	}
 	if cfg != nil {
-		if err := handshakeServer(c, cfg, o.ConnectTimeout); err != nil {
+		if err := s.tlsx.handshake(c, cfg, o.ConnectTimeout); err != nil {
 			s.stats.handshakeFailed.Add(1)
 			if err.Code == ErrTimeout {
 				s.stats.timedOut.Add(1)
@@ -412,27 +415,6 @@ func (s *Server) serveConn(c *conn, cfg *tls.Config, ev events, o *Options) {
 	// Leave the client list now, but stay in s.conns until Closed has run,
 	// so that a concurrent Stop waits for these last calls.
 	c.finish(res, func() { c.established.Store(false) })
-}
-
-func handshakeServer(c *conn, cfg *tls.Config, timeout time.Duration) *Error {
-	tc := tls.Server(c.nc, cfg)
-	if timeout > 0 {
-		tc.SetDeadline(time.Now().Add(timeout))
-	}
-	if err := tc.Handshake(); err != nil {
-		if isTimeout(err) {
-			return newError(ErrTimeout, err, "TLS handshake of client %s", c.peer())
-		}
-		return newError(ErrHandshake, err, "client %s", c.peer())
-	}
-	tc.SetDeadline(time.Time{})
-	c.useTLS(tc) // only this goroutine uses nc until established
-	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-		c.mu.Lock()
-		c.peerSubject = &certs[0].Subject
-		c.mu.Unlock()
-	}
-	return nil
 }
 
 func isTimeout(err error) bool {

@@ -129,7 +129,7 @@ func TestTLSServerStartCodes(t *testing.T) {
 		{"CA path missing", TLSFiles{CA: missing, Cert: good.Cert, Key: good.Key}, StartWrongCAPath},
 		{"cert path missing", TLSFiles{CA: good.CA, Cert: missing, Key: missing}, StartWrongCertPath},
 		{"cert path missing, no CA", TLSFiles{Cert: missing, Key: good.Key}, StartWrongCertPath},
-		{"no cert at all", TLSFiles{CA: good.CA}, StartWrongCertPath},
+		{"a key without cert", TLSFiles{CA: good.CA, Key: good.Key}, StartWrongCertPath}, // neither: self-signed (tls_selfsigned_test.go)
 		{"key path missing", TLSFiles{CA: good.CA, Cert: good.Cert, Key: missing}, StartWrongKeyPath},
 		{"key not given", TLSFiles{CA: good.CA, Cert: good.Cert}, StartWrongKeyPath},
 		{"paths before contents", TLSFiles{CA: garbage, Cert: garbage, Key: missing}, StartWrongKeyPath},
