@@ -12,9 +12,10 @@ configuration it takes part in, side by side, with the same load generator (buil
     connect  16 workers, each repeating: connect, one 64-byte echo, close (conns/s; tcp only)
 
 over plain TCP and mutual TLS 1.3 (client certificate required). Rounds are interleaved (the entry
-order alternates between rounds) and every figure is the MEDIAN over the rounds; the ratio to the
-entry's baseline is the ratio of the medians, and the "paired" median is the median of the per-round
-ratios (the two runs of a round are adjacent in time and saw the same background load).
+order alternates between rounds) and every figure is the MEDIAN over the rounds -- over the
+undisturbed rounds (see below) when there are any; the ratio to the entry's baseline is the ratio of
+the medians, and the "paired" median is the median of the per-round ratios (the two runs of a round
+are adjacent in time and saw the same background load; rounds where both are undisturbed, if any).
 
 CPU: the server's CPU time during the measured window (utime + stime of its process group, from
 /proc/PID/stat) per echoed message ("CPU us/msg") -- the figure that does not depend on the load
@@ -226,8 +227,13 @@ def summarize(runs, entries, cfgname, transports, rounds):
         if r["config"] == cfgname:
             by.setdefault((r["name"], r["transport"]), []).append(r)
 
+    def usable(name, transport):
+        """The rounds that count: the undisturbed ones when there are any."""
+        ok = [r for r in by.get((name, transport), []) if r.get("ok")]
+        return [r for r in ok if not r.get("disturbed")] or ok
+
     def med(name, transport, key):
-        return median(r.get(key) for r in by.get((name, transport), []) if r.get("ok"))
+        return median(r.get(key) for r in usable(name, transport))
 
     for transport in transports:
         for e in entries:
@@ -245,6 +251,7 @@ def summarize(runs, entries, cfgname, transports, rounds):
                    "other_cpu_pct": [r.get("other_cpu_pct") for r in mine],
                    "retries": sum(r.get("attempts", 1) - 1 for r in mine),
                    "disturbed": sum(1 for r in mine if r.get("disturbed")),
+                   "clean_rounds": sum(1 for r in mine if r.get("ok") and not r.get("disturbed")),
                    "errors": sum(r.get("errors", 0) for r in mine),
                    "ok": all(r.get("ok") for r in mine),
                    "skip": next((r["skip"] for r in mine if "skip" in r), None),
@@ -258,7 +265,11 @@ def summarize(runs, entries, cfgname, transports, rounds):
                 if bc and row["server_cpu_us_per_msg"] is not None:
                     row["cpu_ratio"] = row["server_cpu_us_per_msg"] / bc
                 paired, cpaired = [], []
-                for rnd in range(1, rounds + 1):
+                both_clean = [rnd for rnd in range(1, rounds + 1)
+                              if any(r["round"] == rnd and r.get("ok") and not r.get("disturbed") for r in mine)
+                              and any(r["round"] == rnd and r.get("ok") and not r.get("disturbed")
+                                      for r in by[(base, transport)])]
+                for rnd in both_clean or range(1, rounds + 1):
                     a = [r for r in mine if r["round"] == rnd and r.get("ok")]
                     b = [r for r in by[(base, transport)] if r["round"] == rnd and r.get("ok")]
                     if a and b:
@@ -298,6 +309,8 @@ def table(rows, cfgname):
             rounds += " (%d repeated)" % row["retries"]
         if row["disturbed"]:
             rounds += " %d DISTURBED" % row["disturbed"]
+            if row["clean_rounds"]:
+                rounds += " (median of the %d clean)" % row["clean_rounds"]
         if row["errors"]:
             rounds += " %d errors" % row["errors"]
         rng = lambda xs: "-" if not [x for x in xs if x is not None] else (
