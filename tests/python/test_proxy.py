@@ -73,7 +73,7 @@ class BehindHAProxy(TestCase):
             cn = srv.proxy_cn(cid)
             ssl_tlv = srv.proxy_tlv(cid, PP2_TYPE_SSL)
             with self.lock:
-                self.seen.append((ip, port, cn, ssl_tlv))
+                self.seen.append((ip, port, cn, ssl_tlv, srv.connection(cid).address))
             srv.send(cid, f"{ip} {port} {cn or '-'} ".encode() + data)
 
         srv.start(0)
@@ -91,6 +91,7 @@ class BehindHAProxy(TestCase):
         h = self.haproxy("haproxy.cfg", srv)
         me, reply = exchange(h.port, CLIENT_IP, b"hello\n")
         self.assertEqual(reply, f"{CLIENT_IP} {me[1]} - hello\n".encode())
+        self.assertEqual(self.seen[-1][4], me)  # the Connection object's address too
         self.assertEqual(self.seen[-1][3], None)  # no SSL TLV without TLS
 
         _, reply = exchange(h.port, BLOCKED_IP, b"let me in\n")
