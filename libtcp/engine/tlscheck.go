@@ -66,14 +66,21 @@ func verifyPeer(certs []*x509.Certificate, roots *x509.CertPool, host string, ro
 	if role == clientRole {
 		eku = x509.ExtKeyUsageClientAuth
 	}
+	// The chain first, then the name (what Verify with DNSName does in the
+	// other order), so that a certificate from an unknown CA is reported
+	// as such whatever its names.
 	chains, err := certs[0].Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: inter,
-		DNSName:       host,
 		KeyUsages:     []x509.ExtKeyUsage{eku},
 	})
 	if err != nil {
 		return classifyVerifyError(err), err
+	}
+	if host != "" {
+		if err := certs[0].VerifyHostname(host); err != nil {
+			return classifyVerifyError(err), err
+		}
 	}
 	if err := checkChainsPurpose(chains, role); err != nil {
 		return CertPurpose, err
