@@ -346,7 +346,11 @@ func TestTLSKeyLog(t *testing.T) {
 
 	// A server's key log, TLS 1.2 format.
 	spath := filepath.Join(t.TempDir(), "server.log")
-	s2, _ := tlsServer(t, Continuous{}, func(o *Options) { o.TLS.KeyLogFile = spath; o.TLSMinVersion = tls.VersionTLS12; o.TLS.MaxVersion = tls.VersionTLS12 })
+	s2, _ := tlsServer(t, Continuous{}, func(o *Options) {
+		o.TLS.KeyLogFile = spath
+		o.TLSMinVersion = tls.VersionTLS12
+		o.TLS.MaxVersion = tls.VersionTLS12
+	})
 	port = startTLS(t, s2, p.server)
 	cl2 := tlsClient(t, Continuous{}, nil, func(o *Options) { o.TLSMinVersion = tls.VersionTLS12 })
 	require.NoError(t, cl2.StartTLS("127.0.0.1", port, p.client))
