@@ -397,11 +397,13 @@ static void print_tally(const char *key, struct tally *parts, size_t stride, int
  * tcp_close_reason), timeouts, resends (messages sent again),
  * connect_failures and connect_codes (by start code), wrong_reply (a reply
  * out of order or garbled), wrong_port, refused / unexpected_reply
- * (--expect-refused), gave_up, backends / ips / cns (replies by the
+ * (--expect-refused), gave_up, unacked_at_end (messages sent but never
+ * acknowledged when the run ended: 0 unless a client gave up), backends /
+ * ips / cns (replies by the
  * backend, client address and CN the server reported), problem (the last
  * one of any client). */
 static void print_result(void) {
-  long long min_acked = -1;
+  long long min_acked = -1, unacked = 0;
   int gave_up = 0;
   const char *last = "";
   for (int i = 0; i < o_clients; i++) {
@@ -409,16 +411,18 @@ static void print_result(void) {
     if (min_acked < 0 || w->acked < min_acked)
       min_acked = w->acked;
     gave_up += w->gave_up;
+    if (!o_expect_refused)
+      unacked += w->next - w->acked - 1; /* sent, never acknowledged */
     if (w->last_problem[0])
       last = w->last_problem;
   }
   printf("RESULT {\"acked\":%lld,\"min_acked\":%lld,\"connections\":%lld,\"clean_moves\":%lld,"
          "\"byes\":%lld,\"lost\":%lld,\"timeouts\":%lld,\"resends\":%lld,"
          "\"lost_before_reply\":%lld,\"connect_failures\":%lld,\"wrong_reply\":%lld,\"wrong_port\":%lld,"
-         "\"refused\":%lld,\"unexpected_reply\":%lld,\"gave_up\":%d,",
+         "\"refused\":%lld,\"unexpected_reply\":%lld,\"gave_up\":%d,\"unacked_at_end\":%lld,",
          SUM(acked), min_acked, SUM(connections), SUM(clean_moves), SUM(byes), SUM(lost),
          SUM(timeouts), SUM(resends), SUM(lost_before_reply), SUM(connect_failures), SUM(wrong_reply), SUM(wrong_port),
-         SUM(refused), SUM(unexpected_reply), gave_up);
+         SUM(refused), SUM(unexpected_reply), gave_up, unacked);
   printf("\"lost_reason\":{");
   for (int r = 0, first = 1; r < REASONS; r++)
     if (SUM(lost_reason[r])) {

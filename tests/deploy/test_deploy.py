@@ -169,12 +169,13 @@ class Deploy(unittest.TestCase):
             haproxy.wait_status("s2", "DOWN", timeout=5)
         for load in (steady, churn):
             load.wait_progress(load.fresh_progress() + 1000)
-        self.assertGreater(bs[0].stats()["messages"], before[0]["messages"] + 2000)
+        self.assertGreaterEqual(bs[0].stats()["messages"], before[0]["messages"] + 2000)
 
         results = {load.name: load.finish() for load in (steady, churn)}
         for name, r in results.items():
             acked = r["acked"]
-            self.assertEqual(r["gave_up"], 0, r)
+            # Nothing lost: every message sent was acknowledged, in order.
+            self.assertEqual((r["gave_up"], r["unacked_at_end"]), (0, 0), r)
             self.assertEqual((r["wrong_reply"], r["wrong_port"], r["timeouts"]), (0, 0, 0), r)
             self.assertGreater(r["min_acked"], 0, r)
             self.assertEqual(r["ips"], {CLIENT_IP: acked}, r)
@@ -251,9 +252,9 @@ class RollingRestart(unittest.TestCase):
         # No established connection saw an error, none was refused, and
         # every client's messages 1..n were acknowledged (nothing resent).
         self.assertEqual({k: r[k] for k in ("lost", "timeouts", "connect_failures", "resends",
-                                            "wrong_reply", "gave_up")},
+                                            "wrong_reply", "gave_up", "unacked_at_end")},
                          dict(lost=0, timeouts=0, connect_failures=0, resends=0, wrong_reply=0,
-                              gave_up=0), r)
+                              gave_up=0, unacked_at_end=0), r)
         self.assertGreater(r["min_acked"], 0, r)
         self.assertGreaterEqual(r["byes"], clients * restarts, r)  # every client moved
         self.assertEqual(set(r["backends"]), {f"w{i}" for i in range(restarts + 1)}, r)
