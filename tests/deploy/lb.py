@@ -33,13 +33,20 @@ WAIT = 10.0  # upper bound of every wait; a passing run waits far less
 PDEATHSIG = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
 
 
+def tool(name: str) -> Optional[str]:
+    """The path of a program, also in /usr/sbin and /sbin (where Debian puts
+    haproxy and nginx, and which a normal user's PATH lacks)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
+
+
 def missing_tools() -> List[str]:
     """What of HAProxy / nginx with its stream module this machine lacks
     (Debian packages: haproxy, nginx-light, libnginx-mod-stream)."""
     out = []
-    if not shutil.which("haproxy"):
+    if not tool("haproxy"):
         out.append("haproxy (Debian package haproxy)")
-    if not shutil.which("nginx"):
+    if not tool("nginx"):
         out.append("nginx (Debian package nginx-light)")
     if not NGINX_STREAM_MODULE.exists():
         out.append(f"{NGINX_STREAM_MODULE} (Debian package libnginx-mod-stream)")
@@ -278,7 +285,8 @@ class HAProxy(Proc):
         self.socket_path = os.path.join(run_dir, "haproxy.sock")
         env = dict(os.environ, RUN_DIR=run_dir, **values)
         cfg = EXAMPLES / template if "/" not in template else Path(template)
-        super().__init__("haproxy", ["haproxy", "-f", str(cfg), "-db"], cwd=run_dir, env=env,
+        super().__init__("haproxy", [tool("haproxy") or "haproxy", "-f", str(cfg), "-db"],
+                         cwd=run_dir, env=env,
                          stdin=False)
         self.port = port
 
@@ -327,7 +335,8 @@ class Nginx(Proc):
         self.error_log = os.path.join(run_dir, "error.log")
         # master_process off: one process, so that PDEATHSIG reaches all of
         # nginx (a worker outlives a killed master); the proxying is the same.
-        super().__init__("nginx", ["nginx", "-p", run_dir, "-c", conf, "-e", self.error_log,
+        super().__init__("nginx", [tool("nginx") or "nginx", "-p", run_dir, "-c", conf,
+                                   "-e", self.error_log,
                                    "-g", "master_process off;"],
                          cwd=run_dir, stdin=False)
         self.port = port

@@ -53,7 +53,7 @@ def exchange(port: int, source_ip: str, line: bytes,
     return me, reply
 
 
-@unittest.skipUnless(shutil.which("haproxy"), "haproxy is not installed (Debian package haproxy)")
+@unittest.skipUnless(lb.tool("haproxy"), "haproxy is not installed (Debian package haproxy)")
 class BehindHAProxy(TestCase):
     def setUp(self) -> None:
         self.procs = lb.Procs()
