@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -129,6 +130,30 @@ def median_of(runs: list, key: str):
     return statistics.median(vals) if vals else None
 
 
+def run_rounds(args, setups: list, backend: str, tmp: str) -> dict:
+    """Every set-up and load, --rounds times; results[setup][load] = runs."""
+    results: dict = {}
+    for rnd in range(args.rounds):
+        for setup in setups:
+            procs = lb.Procs()
+            try:
+                port, proxy_pids, backend_pids = start_setup(setup, procs, backend,
+                                                             tempfile.mkdtemp(dir=tmp))
+                for load in LOADS:
+                    r = measure(args.loadgen, port, load, args, proxy_pids, backend_pids)
+                    results.setdefault(setup, {}).setdefault(load, []).append(r)
+                    rate = r.get("msgs_per_s", 0)
+                    print(f"  round {rnd + 1} {setup:10} {load:8} {rate:>11,.0f}/s  "
+                          f"proxy {r.get('proxy_cpu_pct', 0):5.1f}%  backends "
+                          f"{r.get('backend_cpu_pct', 0):5.1f}%  loadgen "
+                          f"{r.get('loadgen_cpu_pct', 0):5.1f}%  other {r.get('other_cpu_pct', 0):5.1f}%  "
+                          f"steal {r.get('steal_pct', 0):4.1f}%"
+                          + (f"  ERROR {r['error']}" if "error" in r else ""), flush=True)
+            finally:
+                procs.close()
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--loadgen", required=True)
@@ -149,26 +174,11 @@ def main() -> int:
     setups = [s for s in setups if s == "direct" or not missing]
 
     info = benchlib.machine_info()
-    results: dict = {}
     tmp = tempfile.mkdtemp(prefix="tcpgo-bench-deploy-")
-    for rnd in range(args.rounds):
-        for setup in setups:
-            procs = lb.Procs()
-            try:
-                port, proxy_pids, backend_pids = start_setup(setup, procs, backend,
-                                                             tempfile.mkdtemp(dir=tmp))
-                for load in LOADS:
-                    r = measure(args.loadgen, port, load, args, proxy_pids, backend_pids)
-                    results.setdefault(setup, {}).setdefault(load, []).append(r)
-                    rate = r.get("msgs_per_s", 0)
-                    print(f"  round {rnd + 1} {setup:10} {load:8} {rate:>11,.0f}/s  "
-                          f"proxy {r.get('proxy_cpu_pct', 0):5.1f}%  backends "
-                          f"{r.get('backend_cpu_pct', 0):5.1f}%  loadgen "
-                          f"{r.get('loadgen_cpu_pct', 0):5.1f}%  other {r.get('other_cpu_pct', 0):5.1f}%  "
-                          f"steal {r.get('steal_pct', 0):4.1f}%"
-                          + (f"  ERROR {r['error']}" if "error" in r else ""), flush=True)
-            finally:
-                procs.close()
+    try:
+        results = run_rounds(args, setups, backend, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
     head = ["set-up", "msgs/s", "p50 us", "p99 us", "conns/s", "proxy CPU %", "backends CPU %",
             "other CPU %", "steal %"]
