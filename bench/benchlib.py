@@ -196,11 +196,30 @@ def group_pids(pgid):
     return out
 
 
+def group_ctx_switches(pgid):
+    """Context switches (voluntary + involuntary, over all threads) of a
+    process group so far."""
+    ctx = 0
+    for pid in group_pids(pgid):
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            tasks = []
+        for t in tasks:
+            st = proc_status_path("/proc/%d/task/%s/status" % (pid, t))
+            ctx += int(st.get("voluntary_ctxt_switches", "0")) + int(st.get("nonvoluntary_ctxt_switches", "0"))
+    return ctx
+
+
 def proc_status(pid):
+    return proc_status_path("/proc/%d/status" % pid)
+
+
+def proc_status_path(path):
     """/proc/PID/status as a dict of str -> str."""
     out = {}
     try:
-        with open("/proc/%d/status" % pid, encoding="ascii", errors="replace") as f:
+        with open(path, encoding="ascii", errors="replace") as f:
             for line in f:
                 k, _, v = line.partition(":")
                 out[k] = v.strip()
@@ -243,7 +262,8 @@ class Window:
 
     def _sample(self):
         return (time.monotonic(), group_cpu(self.server_pgid),
-                sum(group_cpu(p, pgrp=False) for p in self.client_pids), machine_cpu())
+                sum(group_cpu(p, pgrp=False) for p in self.client_pids), machine_cpu(),
+                group_ctx_switches(self.server_pgid))
 
     def add_clients(self, pids):
         """Count these (just started) processes as the load generator too."""
@@ -262,7 +282,8 @@ class Window:
         return {"wall_s": round(wall, 3), "server_cpu_s": round(srv, 3), "server_cpu_pct": pct(srv),
                 "loadgen_cpu_pct": pct(cli), "other_cpu_pct": pct(max(0.0, busy - srv - cli)),
                 "steal_pct": pct(m1["steal"] - m0["steal"]),
-                "iowait_pct": pct(m1["iowait"] - m0["iowait"])}
+                "iowait_pct": pct(m1["iowait"] - m0["iowait"]),
+                "server_ctx_switches": end[4] - self.start[4]}
 
 
 def make_certs(cecho, certs):

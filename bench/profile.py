@@ -9,7 +9,8 @@ library with its symbols into BUILD/bench/prof/lib), loads it with build/bench/l
 chosen configuration (bench/run.py's), and records it with `perf record -e cpu-clock -g` (this VM
 has no hardware counters; cpu-clock sampling works). Prints the server's CPU per message, the top
 symbols (self time) and the time grouped by what it is (kernel network stack, system call entry,
-Go scheduler, cgo crossings, engine, C callback...). Needs perf (apt-get install linux-perf).
+Go scheduler, cgo crossings, engine, C callback...), and then, in a second window, the system calls
+and context switches per message (perf stat on tracepoints). Needs perf (apt-get install linux-perf).
 """
 
 import argparse
@@ -60,6 +61,14 @@ GROUPS = [
 ]
 
 
+STAT_EVENTS = ["raw_syscalls:sys_enter", "syscalls:sys_enter_read", "syscalls:sys_enter_write",
+               "syscalls:sys_enter_writev", "syscalls:sys_enter_sendmsg", "syscalls:sys_enter_sendto",
+               "syscalls:sys_enter_recvfrom", "syscalls:sys_enter_recvmsg", "syscalls:sys_enter_epoll_wait",
+               "syscalls:sys_enter_epoll_pwait", "syscalls:sys_enter_futex", "syscalls:sys_enter_nanosleep",
+               "syscalls:sys_enter_sched_yield", "syscalls:sys_enter_getpid", "syscalls:sys_enter_tgkill",
+               "context-switches"]
+
+
 def classify(sym):
     for name, rx in GROUPS:
         if re.search(rx, sym):
@@ -100,7 +109,7 @@ def main():
                 libs = sorted({l.split()[-1] for l in f if "libtcpserver" in l})
             cmd = [loadgen, "-addr", "127.0.0.1:%d" % srv.port, "-conns", str(cfg["conns"]),
                    "-inflight", str(cfg["inflight"]), "-size", str(cfg["size"]),
-                   "-duration", "%gs" % (args.seconds + 1), "-warmup", "1s"]
+                   "-duration", "%gs" % (2 * args.seconds + 1), "-warmup", "1s"]
             if cfg.get("mode"):
                 cmd += ["-mode", cfg["mode"], "-src", cfg["src"]]
             if args.transport == "tls":
@@ -113,7 +122,12 @@ def main():
             subprocess.run(["perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-o", data, "-p", str(srv.pid),
                             "--", "sleep", str(args.seconds)], capture_output=True, timeout=args.seconds + 60)
             w = win.finish()
-            out, _ = lg.communicate(timeout=args.seconds + 60)
+            # Then count system calls and context switches (tracepoints: a separate window, as
+            # counting them slows the server down a little).
+            stat = subprocess.run(["perf", "stat", "-x", ",", "-e", ",".join(STAT_EVENTS), "-p", str(srv.pid),
+                                   "--", "sleep", str(args.seconds)], capture_output=True, text=True,
+                                  timeout=args.seconds + 60)
+            out, _ = lg.communicate(timeout=2 * args.seconds + 60)
         finally:
             srv.stop()
         res = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
@@ -129,6 +143,20 @@ def main():
         print("%s %s %s: %s msgs/s, server CPU %.0f%% = %.3f us/msg (steal %.1f%%, other %.1f%%); library %s"
               % (args.entry, args.transport, args.config, benchlib.fmt_rate(res.get("msgs_per_s")),
                  w["server_cpu_pct"], per_msg or 0, w["steal_pct"], w["other_cpu_pct"], ", ".join(libs)))
+        if res.get("msgs_per_s"):
+            n = res["msgs_per_s"] * args.seconds
+            counts = []
+            for line in stat.stderr.splitlines():
+                f = line.split(",")
+                if len(f) > 2 and f[0].strip().isdigit():
+                    counts.append((f[2].replace("syscalls:sys_enter_", "").replace("raw_syscalls:sys_enter",
+                                                                                    "all system calls"),
+                                   int(f[0])))
+            print("\nper message (perf stat, %g s, %s msgs/s assumed):" % (args.seconds,
+                                                                        benchlib.fmt_rate(res["msgs_per_s"])))
+            for name, c in counts:
+                if c:
+                    print("  %8.4f  %s" % (c / n, name))
         groups = collections.Counter()
         for pct, dso, sym in rows:
             groups[classify(sym if not dso.startswith("[kernel") else "[k] " + sym.replace("[k] ", ""))] += pct

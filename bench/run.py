@@ -19,7 +19,9 @@ are adjacent in time and saw the same background load; rounds where both are und
 
 CPU: the server's CPU time during the measured window (utime + stime of its process group, from
 /proc/PID/stat) per echoed message ("CPU us/msg") -- the figure that does not depend on the load
-generator sharing the 2 CPUs. /proc/stat is sampled too: "steal" (time the hypervisor gave our
+generator sharing the 2 CPUs. Also per message: the server's context switches (all its threads,
+/proc/PID/task/*/status). System calls per message are counted by bench/profile.py (perf tracepoints
+cost too much to run them during these measurements). /proc/stat is sampled too: "steal" (time the hypervisor gave our
 vCPUs away) and "other" (what the rest of the machine used: other people's builds), both in % of one
 CPU. A run whose steal or other CPU exceeds --max-steal / --max-other is DISTURBED and is repeated,
 up to --retries times (within --retry-budget seconds for the whole run); the least disturbed attempt
@@ -168,6 +170,9 @@ def run_once(entry, transport, cfg, args, env, tmp, loadgen, certs, seq):
         res["ok"] = res["errors"] == 0 and res["msgs"] > 0
         if res.get("server_cpu_pct") is not None and res["msgs_per_s"] > 0:
             res["server_cpu_us_per_msg"] = round(res["server_cpu_pct"] / 100 * 1e6 / res["msgs_per_s"], 3)
+            if "server_ctx_switches" in res:  # same window, approximately
+                res["server_ctx_switches_per_msg"] = round(
+                    res["server_ctx_switches"] / (res["msgs_per_s"] * res["wall_s"]), 3)
         return res
     finally:
         rc = srv.stop()
@@ -245,6 +250,7 @@ def summarize(runs, entries, cfgname, transports, rounds):
                    "server_cpu_us_per_msg": med(e.name, transport, "server_cpu_us_per_msg"),
                    "p50_us": med(e.name, transport, "p50_us"), "p99_us": med(e.name, transport, "p99_us"),
                    "server_cpu_pct": med(e.name, transport, "server_cpu_pct"),
+                   "ctx_per_msg": med(e.name, transport, "server_ctx_switches_per_msg"),
                    "rounds": [r.get("msgs_per_s") for r in mine],
                    "cpu_rounds": [r.get("server_cpu_us_per_msg") for r in mine],
                    "steal_pct": [r.get("steal_pct") for r in mine],
@@ -287,14 +293,15 @@ def table(rows, cfgname):
     unit = "conns/s" if cfgname == "connect" else "msgs/s"
     per = "CPU us/conn" if cfgname == "connect" else "CPU us/msg"
     head = ["server", "transport", unit, "p50 us", "p99 us", per, "vs baseline (%s, CPU)" % unit,
+            "ctx sw/%s" % ("conn" if cfgname == "connect" else "msg"),
             "steal %", "other %", "rounds (%s)" % unit]
     out = []
     for row in rows:
         if row["skip"]:
-            out.append([row["server"], row["transport"], "skipped", "", "", "", "", "", "", row["skip"]])
+            out.append([row["server"], row["transport"], "skipped", "", "", "", "", "", "", "", row["skip"]])
             continue
         if row["msgs_per_s"] is None:
-            out.append([row["server"], row["transport"], "FAILED", "", "", "", "", "", "", "see the log"])
+            out.append([row["server"], row["transport"], "FAILED", "", "", "", "", "", "", "", "see the log"])
             continue
         ratio = ""
         if row.get("ratio") is not None:
@@ -319,8 +326,13 @@ def table(rows, cfgname):
                     "%.0f" % row["p50_us"] if row["p50_us"] is not None else "-",
                     "%.0f" % row["p99_us"] if row["p99_us"] is not None else "-",
                     "%.2f" % row["server_cpu_us_per_msg"] if row["server_cpu_us_per_msg"] else "-",
-                    ratio, rng(row["steal_pct"]), rng(row["other_cpu_pct"]), rounds])
-    return benchlib.render_table(head, out, right={2, 3, 4, 5, 7, 8})
+                    ratio, ctx_cell(row), rng(row["steal_pct"]), rng(row["other_cpu_pct"]), rounds])
+    return benchlib.render_table(head, out, right={2, 3, 4, 5, 7, 8, 9})
+
+
+def ctx_cell(row):
+    v = row.get("ctx_per_msg")
+    return "-" if v is None else "%.3f" % v if v < 10 else "%.0f" % v
 
 
 def run_rtt(args, env, tmp, build, certs):
