@@ -81,7 +81,7 @@ mk/<part>.mk: `bench-c: my-prerequisite`.
 
 Usage: bench/run.py [--duration 2s] [--warmup 1s] [--rounds 3] [--only c-abi,c-epoll]
                     [--configs d16,d1,16k,connect] [--transports tcp,tls] [--no-rtt]
-                    [--max-steal 10] [--max-other 25] [--retries 2] [--retry-budget 180]
+                    [--max-steal 10] [--max-other 25] [--retries 2] [--retry-budget 120]
                     [--build build/perfbench]
 Exit status: 0 when every run measured without errors, 1 otherwise (the tables are printed anyway).
 """
@@ -404,8 +404,8 @@ def main():
     ap.add_argument("--max-other", type=float, default=float(env_or("BENCH_MAX_OTHER", "25")),
                     help="%% of one CPU used by other processes above which a run is repeated (default 25)")
     ap.add_argument("--retries", type=int, default=int(env_or("BENCH_RETRIES", "2")))
-    ap.add_argument("--retry-budget", type=float, default=float(env_or("BENCH_RETRY_BUDGET", "180")),
-                    help="seconds all repeated runs together may take (default 180), so that a busy "
+    ap.add_argument("--retry-budget", type=float, default=float(env_or("BENCH_RETRY_BUDGET", "120")),
+                    help="seconds all repeated runs together may take (default 120), so that a busy "
                          "machine does not stretch the run without end")
     ap.add_argument("--no-rtt", action="store_true", help="skip the Python round-trip scenario")
     ap.add_argument("--rtt-count", type=int, default=1000)

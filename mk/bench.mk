@@ -14,7 +14,7 @@
 # Knobs (environment or make variables):
 #   BENCH_ROUNDS=3 BENCH_DURATION=2s BENCH_WARMUP=1s BENCH_ONLY=c-abi,c-epoll
 #   BENCH_CONFIGS=d16,d1,16k,connect BENCH_TRANSPORTS=tcp,tls
-#   BENCH_MAX_STEAL=10 BENCH_MAX_OTHER=25 BENCH_RETRIES=2 BENCH_RETRY_BUDGET=180
+#   BENCH_MAX_STEAL=10 BENCH_MAX_OTHER=25 BENCH_RETRIES=2 BENCH_RETRY_BUDGET=120
 #                     (repeat disturbed runs, at most that many seconds of repeats in all)
 #   BENCH_SCALE_CONNS=19000 BENCH_SCALE_ONLY=c-abi
 #   e.g. a longer, steadier run: make bench BENCH_ROUNDS=5 BENCH_DURATION=5s
