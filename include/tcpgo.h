@@ -407,6 +407,20 @@ enum tcp_option {
    * check) keeps the connection's own address. */
   TCP_OPT_PROXY_PROTOCOL = 28,
 
+  /* --- TLS (see "TLS settings and information") ---------------------- */
+
+  /* Highest TLS version: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3, the
+   * default). Must not be below TCP_OPT_TLS_MIN_VERSION (the start then
+   * fails with TCP_START_SET_CONTEXT). Server and client. */
+  TCP_OPT_TLS_MAX_VERSION = 29,
+  /* 1 (default): a client keeps its sessions (per handle, per server name)
+   * and resumes them on the next connection; a server issues session
+   * tickets. 0: neither. Server and client. */
+  TCP_OPT_TLS_RESUMPTION = 30,
+  /* Client: 1 trusts the system's CAs besides the CA given to the start
+   * (with a NULL CA the system's CAs are used anyway). Default 0. */
+  TCP_OPT_TLS_SYSTEM_CAS = 31,
+
   /* String options (tcp_*_set_option_str). */
 
   /* Server: the local address to listen on, e.g. "127.0.0.1" or "::1".
@@ -415,7 +429,27 @@ enum tcp_option {
   TCP_OPT_BIND_ADDRESS = 100,
   /* Server: comma-separated addresses and CIDR ranges of the proxies
    * trusted to send a PROXY header, e.g. "127.0.0.1, 10.0.0.0/8, ::1". */
-  TCP_OPT_PROXY_TRUSTED = 101
+  TCP_OPT_PROXY_TRUSTED = 101,
+  /* TLS 1.2 cipher suites in order of preference, comma-separated, by
+   * IANA name (e.g. "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"); "" (the
+   * default) = Go's secure defaults. TLS 1.3 suites cannot be chosen. An
+   * unknown or insecure name: TCP_ERR_INVALID_ARG. Server and client. */
+  TCP_OPT_TLS_CIPHER_SUITES = 102,
+  /* ALPN protocols, comma-separated, preferred first (e.g. "h2,http/1.1").
+   * Client: offered; server: accepted -- a client offering none of them is
+   * refused in the handshake. "" (default) = no ALPN. Server and client. */
+  TCP_OPT_TLS_ALPN = 103,
+  /* Client: the name the server's certificate must match (TCP_VERIFY_FULL)
+   * and that is sent as SNI, when it differs from the host dialled -- e.g.
+   * connecting to "10.0.0.5" with the name "db.example". "" (default) = the
+   * host dialled (an IP address is then matched against IP SANs and no
+   * SNI is sent). */
+  TCP_OPT_TLS_SERVER_NAME = 104,
+  /* A file to which the secrets of every handshake are appended in the NSS
+   * key log format (SSLKEYLOGFILE), so that Wireshark can decrypt a
+   * capture. For debugging only: anyone who reads it can decrypt the
+   * traffic. Opened at start; "" (default) = none. Server and client. */
+  TCP_OPT_TLS_KEYLOG_FILE = 105
 };
 
 /* Values of TCP_OPT_PROXY_PROTOCOL. */
@@ -542,7 +576,9 @@ typedef void (*tcp_client_ready_fn)(void *user_data);
 /* Client side, with TCP_OPT_RECONNECT: one reconnection attempt ended.
  * attempt counts from 1 since the connection was lost; result is
  * TCP_START_OK (connected again: messages follow) or the start code of the
- * failure (the next attempt follows after the back-off). */
+ * failure (the next attempt follows after the back-off). attempt 0 reports
+ * the end of a STARTTLS upgrade requested from a callback
+ * (tcp_client_starttls). */
 typedef void (*tcp_client_connect_fn)(void *user_data, int attempt,
                                        int result);
 
@@ -1141,6 +1177,194 @@ int tcp_server_poll(tcp_server *s, void *buf, size_t buflen, size_t *used,
                     int timeout_ms);
 int tcp_client_poll(tcp_client *c, void *buf, size_t buflen, size_t *used,
                     int timeout_ms);
+
+/* ---------------------------------------------------------------------------
+ * TLS settings and information
+ *
+ * Beyond tls_server_start / tls_client_start (PEM files): certificates from
+ * memory, a self-signed server certificate, certificate callbacks, the
+ * negotiated parameters of a connection, several certificates chosen by
+ * SNI, reloading without a restart, and explicit TLS (STARTTLS). Versions,
+ * suites, ALPN, the server name, resumption and a key log are options
+ * (TCP_OPT_TLS_*). Verification is the same in C, C++ and Python:
+ * TCP_VERIFY_FULL checks chain, purpose and name; TCP_VERIFY_CA chain and
+ * purpose (what nilshenrich v2 does).
+ * ------------------------------------------------------------------------- */
+
+/* Start a TLS server with PEM text in memory instead of files. ca_pem: CA
+ * certificates for client certificates (NULL = do not ask for one, unless a
+ * certificate callback is set). cert_pem (optionally followed by its chain)
+ * and key_pem: the server's pair -- or both NULL: the server makes a
+ * self-signed ECDSA P-256 certificate, valid for a year for "localhost",
+ * 127.0.0.1 and ::1 (or for TCP_OPT_BIND_ADDRESS when bound to one other
+ * address); read it with tcp_server_tls_certificate so that clients can
+ * trust it. The strings are NUL-terminated and copied during the call.
+ * Returns as tls_server_start, with the content codes 33..35 (one of cert
+ * and key without the other: 34 or 35). */
+int tls_server_start_pem(tcp_server *s, int port, const char *ca_pem,
+                         const char *cert_pem, const char *key_pem);
+
+/* Connect with TLS using PEM text in memory: as tls_client_start, with
+ * ca_pem NULL meaning the system's CAs, cert_pem/key_pem NULL meaning no
+ * client certificate. Copied during the call. */
+int tls_client_start_pem(tcp_client *c, const char *host, int port,
+                         const char *ca_pem, const char *cert_pem,
+                         const char *key_pem);
+
+/* The server's default certificate (with its chain) in PEM: the one of the
+ * last TLS start, reload or STARTTLS material -- e.g. the self-signed one
+ * of tls_server_start_pem(s, port, NULL, NULL, NULL). Copies it into buf
+ * (NUL-terminated, truncated to buflen - 1) and returns its full length
+ * without the NUL, as snprintf does: call with buflen 0 to learn the size.
+ * TCP_ERR_NO_FIELD when the server has no certificate yet. */
+int tcp_server_tls_certificate(const tcp_server *s, char *buf, size_t buflen);
+
+/* The built-in verdict on a peer's certificate (tcp_cert_info.result and
+ * tcp_tls_info.verify_result). */
+enum tcp_cert_result {
+  TCP_CERT_OK = 0,            /* chain (and, on a client, name) verified */
+  TCP_CERT_NO_CERT = 1,       /* the peer sent no certificate */
+  TCP_CERT_UNKNOWN_CA = 2,    /* no chain to a trusted CA */
+  TCP_CERT_EXPIRED = 3,       /* expired or not yet valid */
+  TCP_CERT_NAME_MISMATCH = 4, /* valid, but not for the server name */
+  TCP_CERT_PURPOSE = 5,       /* not fit for its role (EKU, key usage) */
+  TCP_CERT_INVALID = 6        /* signature, constraints, malformed... */
+};
+
+/* What a certificate callback sees. Every pointer is valid only during the
+ * call (copy what you keep); strings are NUL-terminated, "" when absent. */
+typedef struct tcp_cert_info {
+  int client_id;            /* server: the connection's id (not yet
+                               established; usable with the tcp_server_*
+                               look-ups of address and port); client: 0 */
+  int result;               /* tcp_cert_result: the built-in verdict */
+  const char *error;        /* why the built-in check failed; "" if OK */
+  const char *cert_pem;     /* the peer's leaf certificate; "" if none */
+  const char *chain_pem;    /* every certificate the peer sent, leaf first */
+  const char *subject;      /* leaf subject, RFC 2253 ("CN=a,O=b") */
+  const char *issuer;       /* leaf issuer, RFC 2253 */
+  const char *server_name;  /* server: the SNI the client asked for;
+                               client: the name verified */
+} tcp_cert_info;
+
+/* Decides whether a handshake goes on (SSLClientAuthentication and its
+ * client-side twin): return 1 to accept the certificate -- also one the
+ * built-in check rejected (e.g. a self-signed server you pinned) -- or 0 to
+ * refuse it, which fails the handshake (server: error callback with
+ * TCP_ERR_HANDSHAKE and client_id 0, never established; client: the start
+ * returns TCP_START_CONNECT_INIT). Without a callback the built-in verdict
+ * decides. Runs during the handshake on the connection's library thread,
+ * before established; it must not block for long (the handshake timeout
+ * runs) and must not call stop/free of the same handle. */
+typedef int (*tcp_cert_check_fn)(void *user_data, const tcp_cert_info *info);
+
+/* Set (fn NULL: remove) the certificate callback; any time, for the
+ * handshakes that follow. Server: set it before the start when the server
+ * has no CA -- clients are then asked for a certificate (optional) so that
+ * the callback can judge it; with a CA the callback also sees clients whose
+ * certificate the built-in check rejected or that sent none (unless
+ * TCP_OPT_REQUIRE_CLIENT_CERT is 1 and none was sent). Client: sees the
+ * server's certificate after the built-in check of TCP_OPT_VERIFY_MODE. */
+void tcp_server_set_on_cert(tcp_server *s, tcp_cert_check_fn fn,
+                            void *user_data);
+void tcp_client_set_on_cert(tcp_client *c, tcp_cert_check_fn fn,
+                            void *user_data);
+
+/* The negotiated parameters of a connection's TLS session. */
+typedef struct tcp_tls_info {
+  int version;       /* 0x0303 = TLS 1.2, 0x0304 = TLS 1.3 */
+  int cipher_suite;  /* IANA id, e.g. 0x1301 = TLS_AES_128_GCM_SHA256 */
+  int resumed;       /* 1 if the session was resumed (ticket / PSK) */
+  int upgraded;      /* 1 if upgraded by STARTTLS, 0 if TLS from the start */
+  int verify_result; /* tcp_cert_result of the peer's certificate */
+  int has_peer_cert; /* 1 if the peer sent a certificate */
+} tcp_tls_info;
+
+/* Fill *info (size = sizeof(tcp_tls_info), so that later versions can
+ * grow the struct) for client_id's connection / the client's connection.
+ * 0, TCP_ERR_NO_CLIENT (server: no such connection), TCP_ERR_NOT_RUNNING
+ * (client: not connected), TCP_ERR_NO_FIELD (a plain connection, or its
+ * handshake not yet done) or TCP_ERR_INVALID_ARG. Any thread; best called
+ * from established or later. */
+int tcp_server_tls_info(const tcp_server *s, int client_id,
+                        tcp_tls_info *info, size_t size);
+int tcp_client_tls_info(const tcp_client *c, tcp_tls_info *info,
+                        size_t size);
+
+/* Text fields of a connection's TLS session (what of tcp_*_tls_str). */
+enum tcp_tls_field {
+  TCP_TLS_VERSION_NAME = 1,  /* "TLS 1.3" */
+  TCP_TLS_CIPHER_NAME = 2,   /* "TLS_AES_128_GCM_SHA256" */
+  TCP_TLS_ALPN = 3,          /* the negotiated protocol; "" = none */
+  TCP_TLS_SERVER_NAME = 4,   /* the SNI the client sent; "" = none */
+  TCP_TLS_PEER_CERT_PEM = 5, /* the peer's leaf certificate */
+  TCP_TLS_PEER_CHAIN_PEM = 6,/* every certificate the peer sent */
+  TCP_TLS_PEER_SUBJECT = 7,  /* RFC 2253 */
+  TCP_TLS_PEER_ISSUER = 8,   /* RFC 2253 */
+  TCP_TLS_VERIFY_ERROR = 9   /* why the built-in check failed; "" = OK */
+};
+
+/* Copy one tcp_tls_field into buf (NUL-terminated, truncated to
+ * buflen - 1) and return its full length without the NUL, as snprintf
+ * does (buflen 0: only the length). The peer fields give TCP_ERR_NO_FIELD
+ * when the peer sent no certificate; other errors as tcp_*_tls_info. */
+int tcp_server_tls_str(const tcp_server *s, int client_id, int what,
+                       char *buf, size_t buflen);
+int tcp_client_tls_str(const tcp_client *c, int what, char *buf,
+                       size_t buflen);
+
+/* SNI: serve the certificate cert/key (file paths, or PEM text with
+ * is_pem 1) to clients that ask for host -- a name, or "*.example.com" for
+ * the names one label below example.com. The certificate of the start
+ * serves every other name. Replaces an earlier one for the same host. Any
+ * time, before or after the start; kept across restarts. 0 or a start code
+ * 31/32/34/35 for the pair, TCP_ERR_INVALID_ARG for a bad host. */
+int tcp_server_add_cert(tcp_server *s, const char *host, const char *cert,
+                        const char *key, int is_pem);
+
+/* Replace the default certificate of a running TLS server (or the STARTTLS
+ * material's) without a restart: new handshakes use the new pair,
+ * connections already up keep theirs. cert/key are file paths, or PEM text
+ * with is_pem 1; both NULL: a new self-signed certificate. Nothing changes
+ * on failure: 0, a start code 31..35, or TCP_ERR_NOT_RUNNING. */
+int tcp_server_reload_cert(tcp_server *s, const char *cert, const char *key,
+                           int is_pem);
+
+/* Explicit TLS (STARTTLS, StartSSL): a plain connection upgraded on
+ * request. A server first gets the material for upgrades with
+ * tcp_server_set_starttls (before or after tcp_server_start; a plain
+ * server): ca/cert/key as tls_server_start's (paths, or PEM with is_pem 1;
+ * cert and key both NULL = self-signed). Returns 0 or a start code
+ * 30..35. */
+int tcp_server_set_starttls(tcp_server *s, const char *ca, const char *cert,
+                            const char *key, int is_pem);
+
+/* Upgrade client_id's plain connection to TLS. reply (may be NULL) is sent
+ * in plain text first -- the protocol's "go ahead", e.g. "220 Ready to
+ * start TLS" -- framed like any message; then the server waits for the
+ * client's handshake. Called from the message callback of the request, the
+ * messages already read in the same batch are delivered first, and bytes
+ * after them go to the handshake. Returns at once (0, TCP_ERR_NO_CLIENT,
+ * TCP_ERR_INVALID_ARG when the connection already uses TLS or no STARTTLS
+ * material was set); when the handshake is done the established callback
+ * runs again for the same client id (tcp_server_tls_info then reports
+ * upgraded 1); when it fails, error (TCP_ERR_HANDSHAKE) and closed follow.
+ * Data sent after this call goes out encrypted. */
+int tcp_server_starttls(tcp_server *s, int client_id, const void *reply,
+                        size_t len);
+
+/* Upgrade the client's plain connection to TLS, verifying the server as
+ * tls_client_start does against the host of tcp_client_start (or
+ * TCP_OPT_TLS_SERVER_NAME): ca/cert/key as tls_client_start's (paths, or
+ * PEM with is_pem 1). From a callback of this client it returns 0 at once
+ * and the handshake follows the callback's return: its end is reported to
+ * the connect callback (tcp_client_set_on_connect) with attempt 0 and
+ * TCP_START_OK, or TCP_START_CONNECT_INIT followed by error and closed;
+ * from any other thread it waits for the handshake (up to
+ * TCP_OPT_CONNECT_TIMEOUT_MS) and returns 0, TCP_START_CONNECT_INIT, a
+ * start code 30..35, TCP_ERR_TIMEOUT or TCP_ERR_NOT_RUNNING. */
+int tcp_client_starttls(tcp_client *c, const char *ca, const char *cert,
+                        const char *key, int is_pem);
 
 /* ---------------------------------------------------------------------------
  * Certificates for tests and demos
