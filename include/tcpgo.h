@@ -284,10 +284,15 @@ enum tcp_option {
    * 1 (default) require and verify, 0 verify if the client sends one. */
   TCP_OPT_REQUIRE_CLIENT_CERT = 2,
   /* TLS client verification: TCP_VERIFY_FULL (default) checks the chain
-   * against the CA and the host name or IP against the certificate's
-   * subjectAltName; TCP_VERIFY_CA checks only that the certificate is
-   * signed by the given CA (what TCP_ServerClient v2 does), and sends no
-   * SNI. */
+   * against the CA and the host name or IP (or TCP_OPT_TLS_SERVER_NAME)
+   * against the certificate's subjectAltName; TCP_VERIFY_CA checks only
+   * that the certificate is signed by the given CA (what TCP_ServerClient
+   * v2 does), and sends no SNI. Both check the certificate's purpose as
+   * OpenSSL's ssl_server purpose does: an extended key usage without
+   * serverAuth, or a key usage without digitalSignature, keyEncipherment
+   * or keyAgreement, is refused ("unsuitable certificate purpose"); certificates with no
+   * such extensions (X.509 v1, CN-only) are accepted. A server checks
+   * client certificates the same way for clientAuth. */
   TCP_OPT_VERIFY_MODE = 3,
   /* Milliseconds a client's connect() plus TLS handshake may take
    * (default 10000). Server: milliseconds an accepted connection may take
@@ -645,11 +650,14 @@ tcp_server *tcp_server_new_eol(const void *eol, size_t eol_len,
 
 /* Text lines: a received line ends at CR, LF or CRLF (a CRLF split
  * between two reads is still one end); sending appends send_eol (NULL =
- * "\r\n") and refuses a line holding CR or LF. */
+ * "\r\n") and refuses a line holding CR or LF. A line is delivered as soon as
+ * its CR arrives; an LF right after it (even in a later read) is dropped
+ * as part of the same end. */
 tcp_server *tcp_server_new_lines(const char *send_eol, size_t max_len,
                                  int overlong);
 
-/* Fixed-length records of record_len bytes (0 = bytes as they arrive),
+/* Fixed-length records of record_len bytes (0 = bytes as they arrive, in
+ * pieces of at most max_len),
  * changeable per connection while it runs (tcp_server_set_record_length).
  * Sending is not framed: what you send is sent as given (as the
  * reference TCPServer component does). record_len may not exceed max_len. */
@@ -657,8 +665,9 @@ tcp_server *tcp_server_new_records(size_t record_len, size_t max_len);
 
 /* Change the record length of one connection of a records server, from
  * any thread; from that connection's message callback it applies to the
- * very next record. Bytes already received are cut with the new length
- * from the next record boundary. Returns 0, TCP_ERR_NO_CLIENT, or
+ * very next record. From another thread it applies from the next bytes
+ * that arrive (a record being delivered is not cut again). Bytes already
+ * received are cut with the new length from the next record boundary. Returns 0, TCP_ERR_NO_CLIENT, or
  * TCP_ERR_INVALID_ARG (not a records framing, or over max_len). */
 int tcp_server_set_record_length(tcp_server *s, int client_id,
                                  size_t record_len);
@@ -697,7 +706,11 @@ int tcp_server_start(tcp_server *s, int port);
  * PKCS#8 or SEC1; RSA, ECDSA or Ed25519). ca, when not NULL, is a PEM file
  * of the CA certificates that client certificates must be signed by:
  * the server then requires a client certificate and verifies it (mutual
- * TLS; see TCP_OPT_REQUIRE_CLIENT_CERT). With ca NULL, clients are not
+ * TLS; see TCP_OPT_REQUIRE_CLIENT_CERT), including its purpose (a
+ * certificate whose extended key usage lacks clientAuth, or whose key
+ * usage lacks both digitalSignature and keyAgreement, is refused, as
+ * OpenSSL does; one without
+ * those extensions is accepted). With ca NULL, clients are not
  * asked for a certificate. TLS 1.3 only unless TCP_OPT_TLS_MIN_VERSION
  * allows TLS 1.2. Files are checked in the order CA path (30), cert path
  * (31), key path (32), CA content (33), cert content (34), key content or
@@ -1038,7 +1051,9 @@ int tcp_client_start(tcp_client *c, const char *host, int port);
  * handshake is done: TCP_START_OK, 10, 20, 30..35 for the client's own
  * files, 50 for the connection, 60 when the handshake failed (the server's
  * certificate was rejected, the server refused the client, or the
- * handshake did not finish within TCP_OPT_CONNECT_TIMEOUT_MS). With TLS
+ * handshake did not finish within TCP_OPT_CONNECT_TIMEOUT_MS; a server
+ * certificate whose purpose is not serverAuth is rejected in every
+ * TCP_OPT_VERIFY_MODE). With TLS
  * 1.3 a server rejects a client certificate only after the client's side
  * of the handshake completed: start then returns TCP_START_OK and the
  * closed callback follows shortly. A server that refuses the connection
