@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -189,10 +190,20 @@ func (r CloseReason) String() string {
 func newError(code Code, err error, format string, args ...any) *Error {
 	reason := fmt.Sprintf(format, args...)
 	if err != nil {
-		if reason == "" {
-			reason = err.Error()
-		} else {
-			reason += ": " + err.Error()
+		// Say each thing once: an *Error of the same code contributes its
+		// reason only, and an OS error that starts with our own words
+		// ("read: read: ...") replaces them.
+		text := err.Error()
+		if e, ok := err.(*Error); ok && e.Code == code && e.Reason != "" {
+			text = e.Reason
+		}
+		switch {
+		case reason == "":
+			reason = text
+		case text == reason || strings.HasPrefix(text, reason+": "):
+			reason = text
+		default:
+			reason += ": " + text
 		}
 	}
 	return &Error{Code: code, Reason: reason, Err: err}

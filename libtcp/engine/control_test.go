@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -450,4 +452,15 @@ func TestUserValueReachesExtendedEvents(t *testing.T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	assert.Equal(t, "state of "+strconv.Itoa(id), r.users[id])
+}
+
+func TestErrorTextSaysEachThingOnce(t *testing.T) {
+	inner := newError(StartConnect, nil, "connect to 127.0.0.1:1")
+	outer := newError(StartConnect, inner, "")
+	assert.Equal(t, "connection to the server failed: connect to 127.0.0.1:1", outer.Error())
+	wrapped := newError(StartConnect, inner, "attempt 3")
+	assert.Equal(t, "connection to the server failed: attempt 3: connect to 127.0.0.1:1", wrapped.Error())
+	io := newError(ErrIO, os.NewSyscallError("read", syscall.ECONNRESET), "read")
+	assert.Equal(t, "connection read or write failed: read: connection reset by peer", io.Error())
+	assert.ErrorIs(t, io, syscall.ECONNRESET)
 }
