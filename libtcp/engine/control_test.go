@@ -464,3 +464,42 @@ func TestErrorTextSaysEachThingOnce(t *testing.T) {
 	assert.Equal(t, "connection read or write failed: read: connection reset by peer", io.Error())
 	assert.ErrorIs(t, io, syscall.ECONNRESET)
 }
+
+// Connections the kernel completed but nobody accepted yet are taken from
+// the listen queue before the listener closes (StopListening), instead of
+// being reset.
+func TestTakeBacklogAcceptsQueuedConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var clients []net.Conn
+	for i := 0; i < 3; i++ {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 2*time.Second)
+		require.NoError(t, err)
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	var taken []net.Conn
+	deadline := time.Now().Add(5 * time.Second)
+	for len(taken) < len(clients) && time.Now().Before(deadline) {
+		taken = append(taken, takeBacklog(ln)...) // the kernel may finish a handshake late
+	}
+	require.Len(t, taken, len(clients))
+	ln.Close()
+	seen := map[string]bool{}
+	for _, sc := range taken {
+		defer sc.Close()
+		seen[sc.RemoteAddr().String()] = true
+	}
+	for i, c := range clients {
+		require.True(t, seen[c.LocalAddr().String()], "client %d not taken", i)
+		_, err := c.Write([]byte{byte('a' + i)})
+		require.NoError(t, err)
+	}
+	for _, sc := range taken {
+		require.NoError(t, sc.SetReadDeadline(time.Now().Add(2*time.Second)))
+		var b [1]byte
+		_, err := io.ReadFull(sc, b[:])
+		require.NoError(t, err, "a taken connection must still be open")
+	}
+}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -18,21 +20,29 @@ import (
 type Server struct {
 	framing Framing
 
-	mu        sync.RWMutex
-	opts      Options
-	handler   Handler
-	running   bool
-	ln        net.Listener
-	conns     map[int]*conn // accepted, established or still in handshake
-	byID      sync.Map      // the same, for look-ups without s.mu (per send)
-	live      atomic.Bool   // running, for the same look-ups
-	nextID    atomic.Int64
-	budget    *budget
-	lists     addrLists
-	accept    atomic.Pointer[AcceptFunc]
-	stats     serverCounters
-	listening atomic.Bool
-	tlsx      serverTLS // certificates by SNI, reload, callback, STARTTLS (tlsserver.go)
+	mu         sync.RWMutex
+	opts       Options
+	handler    Handler
+	running    bool
+	ln         net.Listener
+	conns      map[int]*conn // accepted, established or still in handshake
+	byID       sync.Map      // the same, for look-ups without s.mu (per send)
+	live       atomic.Bool   // running, for the same look-ups
+	nextID     atomic.Int64
+	budget     *budget
+	lists      addrLists
+	accept     atomic.Pointer[AcceptFunc]
+	stats      serverCounters
+	listening  atomic.Bool
+	tlsx       serverTLS  // certificates by SNI, reload, callback, STARTTLS (tlsserver.go)
+	acceptArgs acceptArgs // what acceptLoop was started with, for StopListening
+}
+
+// acceptArgs is what a newly accepted connection is served with.
+type acceptArgs struct {
+	cfg *tls.Config
+	ev  events
+	o   *Options
 }
 
 // NewServer returns a stopped server using framing f (Continuous{} or a
@@ -138,7 +148,8 @@ func (s *Server) start(port int, src TLSSource) error {
 		bu.useBudget(s.budget)
 	}
 	opts := s.opts
-	go s.acceptLoop(ln, cfg, eventsOf(s.handler), &opts)
+	s.acceptArgs = acceptArgs{cfg: cfg, ev: eventsOf(s.handler), o: &opts}
+	go s.acceptLoop(ln, s.acceptArgs)
 	return nil
 }
 
@@ -167,14 +178,64 @@ func (s *Server) Running() bool {
 // already accepted.
 func (s *Server) StopListening() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.running {
+		s.mu.Unlock()
 		return newError(ErrNotRunning, nil, "server not running")
 	}
-	if s.listening.Swap(false) {
-		s.ln.Close()
+	if !s.listening.Swap(false) {
+		s.mu.Unlock()
+		return nil
+	}
+	// Connections the kernel already completed wait in the listen queue;
+	// closing the listener would reset them although their clients
+	// consider them established. Take them first (a rolling restart then
+	// drops none, except one completing in the microseconds before the
+	// close -- net.ipv4.tcp_migrate_req hands those to another
+	// SO_REUSEPORT listener).
+	ln, args := s.ln, s.acceptArgs
+	pending := takeBacklog(ln)
+	ln.Close()
+	s.mu.Unlock()
+	for _, nc := range pending {
+		s.register(ln, nc, args)
 	}
 	return nil
+}
+
+// takeBacklog accepts, without waiting, every connection in ln's listen
+// queue.
+func takeBacklog(ln net.Listener) []net.Conn {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	rc.Control(func(fd uintptr) {
+		for {
+			nfd, _, err := syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+			if err == syscall.EINTR || err == syscall.ECONNABORTED {
+				continue
+			}
+			if err != nil {
+				return // EAGAIN: the queue is empty
+			}
+			fds = append(fds, nfd)
+		}
+	})
+	out := make([]net.Conn, 0, len(fds))
+	for _, fd := range fds {
+		f := os.NewFile(uintptr(fd), "")
+		nc, err := net.FileConn(f) // a dup; the original is closed below
+		f.Close()
+		if err == nil {
+			out = append(out, nc)
+		}
+	}
+	return out
 }
 
 // Stop closes the listener and every connection, lets each established
@@ -271,7 +332,8 @@ func drainAll(conns []*conn, timeout time.Duration) error {
 	return failed
 }
 
-func (s *Server) acceptLoop(ln net.Listener, cfg *tls.Config, ev events, o *Options) {
+func (s *Server) acceptLoop(ln net.Listener, args acceptArgs) {
+	ev := args.ev
 	backoff := time.Duration(0)
 	for {
 		nc, err := ln.Accept()
@@ -294,30 +356,41 @@ func (s *Server) acceptLoop(ln net.Listener, cfg *tls.Config, ev events, o *Opti
 			continue
 		}
 		backoff = 0
-		s.stats.accepted.Add(1)
-		c := newConn(int(s.nextID.Add(1)), nc, o, s.budget, &s.stats)
-		c.events = ev
-		s.mu.Lock()
-		if s.ln != ln {
-			s.mu.Unlock()
-			nc.Close()
+		if !s.register(ln, nc, args) {
 			return
 		}
-		over := o.MaxConnections > 0 && len(s.conns) >= o.MaxConnections
-		if !over {
-			s.conns[c.id] = c
-			s.byID.Store(c.id, c)
-			s.stats.active.Add(1)
-			s.budget.conns.Add(1)
-		}
-		s.mu.Unlock()
-		if over {
-			s.stats.refusedLimit.Add(1)
-			go s.refuse(c, ev, newError(ErrRefused, nil, "%s: over the limit of %d connections", c.peer(), o.MaxConnections))
-			continue
-		}
-		go s.serveConn(c, cfg, ev, o)
 	}
+}
+
+// register records a connection accepted on ln and serves it, or refuses
+// it when over the limit. false: ln is no longer the server's listener
+// (stopped and maybe restarted); nc was closed.
+func (s *Server) register(ln net.Listener, nc net.Conn, args acceptArgs) bool {
+	o, ev := args.o, args.ev
+	s.stats.accepted.Add(1)
+	c := newConn(int(s.nextID.Add(1)), nc, o, s.budget, &s.stats)
+	c.events = ev
+	s.mu.Lock()
+	if s.ln != ln {
+		s.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	over := o.MaxConnections > 0 && len(s.conns) >= o.MaxConnections
+	if !over {
+		s.conns[c.id] = c
+		s.byID.Store(c.id, c)
+		s.stats.active.Add(1)
+		s.budget.conns.Add(1)
+	}
+	s.mu.Unlock()
+	if over {
+		s.stats.refusedLimit.Add(1)
+		go s.refuse(c, ev, newError(ErrRefused, nil, "%s: over the limit of %d connections", c.peer(), o.MaxConnections))
+		return true
+	}
+	go s.serveConn(c, args.cfg, ev, o)
+	return true
 }
 
 func (c *conn) peer() string { return net.JoinHostPort(c.remoteIP, strconv.Itoa(c.remotePort)) }
