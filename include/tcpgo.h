@@ -929,8 +929,13 @@ void *tcp_server_conn_data(const tcp_server *s, int client_id);
 
 /* Close the listening socket but keep serving the connections already
  * established (for a rolling restart: a new process can take the port with
- * TCP_OPT_REUSEPORT). tcp_server_is_running stays 1 until stop. Returns 0
- * (also when it no longer listens) or TCP_ERR_NOT_RUNNING. */
+ * TCP_OPT_REUSEPORT). Connections whose TCP handshake the kernel completed
+ * but that were still waiting in the listen queue are accepted first and
+ * served like the others (closing the socket would reset them); only one
+ * completing in the instant of the close can still be reset -- see
+ * net.ipv4.tcp_migrate_req in the README. tcp_server_is_running stays 1
+ * until stop. Returns 0 (also when it no longer listens) or
+ * TCP_ERR_NOT_RUNNING. */
 int tcp_server_stop_listening(tcp_server *s);
 
 /* Graceful stop: stop listening, give every connection up to timeout_ms in
