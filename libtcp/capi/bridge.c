@@ -25,6 +25,21 @@ void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, 
 void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg) { fn(ud, level, msg); }
 void tcpgo_call_file_progress(tcp_file_progress_fn fn, void *ud, int id, long long sent, long long total, int status) { fn(ud, id, sent, total, status); }
 
+int tcpgo_call_cert(tcp_cert_check_fn fn, void *ud, int id, int result, const char *error,
+                    const char *cert_pem, const char *chain_pem, const char *subject,
+                    const char *issuer, const char *server_name) {
+  tcp_cert_info info;
+  info.client_id = id;
+  info.result = result;
+  info.error = error;
+  info.cert_pem = cert_pem;
+  info.chain_pem = chain_pem;
+  info.subject = subject;
+  info.issuer = issuer;
+  info.server_name = server_name;
+  return fn(ud, &info);
+}
+
 /* ---- per-thread error record ------------------------------------------ */
 
 #define TCPGO_ERRMSG_MAX 1024

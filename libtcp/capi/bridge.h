@@ -28,6 +28,22 @@ typedef void (*tcp_log_fn)(void *user_data, int level, const char *msg);
 typedef void (*tcp_file_progress_fn)(void *user_data, int client_id, long long sent, long long total, int status);
 typedef struct tcp_iovec { const void *base; size_t len; } tcp_iovec;
 
+typedef struct tcp_cert_info {
+  int client_id;
+  int result;
+  const char *error;
+  const char *cert_pem;
+  const char *chain_pem;
+  const char *subject;
+  const char *issuer;
+  const char *server_name;
+} tcp_cert_info;
+typedef int (*tcp_cert_check_fn)(void *user_data, const tcp_cert_info *info);
+
+typedef struct tcp_tls_info {
+  int version, cipher_suite, resumed, upgraded, verify_result, has_peer_cert;
+} tcp_tls_info;
+
 typedef struct tcp_server_stats {
   unsigned long long active, established, accepted, refused, refused_limit;
   unsigned long long handshake_failed, timed_out, closed_for_limits, accept_errors;
@@ -55,6 +71,11 @@ void tcpgo_call_client_closed_ex(tcp_client_closed_ex_fn fn, void *ud, int reaso
 void tcpgo_call_client_ready(tcp_client_ready_fn fn, void *ud);
 void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, int result);
 void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg);
+/* Builds the tcp_cert_info on the C stack (the strings are the caller's C
+ * copies, freed after the call) and returns the callback's verdict. */
+int tcpgo_call_cert(tcp_cert_check_fn fn, void *ud, int id, int result, const char *error,
+                    const char *cert_pem, const char *chain_pem, const char *subject,
+                    const char *issuer, const char *server_name);
 void tcpgo_call_file_progress(tcp_file_progress_fn fn, void *ud, int id, long long sent, long long total, int status);
 
 /* Per-thread error record (tcp_errcode / tcp_errno / tcp_errmsg). */

@@ -31,6 +31,8 @@ type serverCallbacks struct {
 	errorUD       unsafe.Pointer
 	accept        C.tcp_accept_fn
 	acceptUD      unsafe.Pointer
+	cert          C.tcp_cert_check_fn
+	certUD        unsafe.Pointer
 }
 
 // serverHandler delivers engine events to the C callbacks. Each call into
@@ -133,6 +135,42 @@ func (h *serverHandler) accept(ip string, port, localPort int) bool {
 	return C.tcpgo_call_accept(cb.accept, cb.acceptUD, cip, C.int(port), C.int(localPort)) != 0
 }
 
+// certCheck is the engine's CertCheckFunc while a certificate callback is
+// set (export_tls.go).
+func (h *serverHandler) certCheck(cc *engine.CertCheck) bool {
+	cb := h.cbs.Load()
+	if cb.cert == nil {
+		// Removed meanwhile: the built-in verdict (the engine enforces a
+		// required client certificate before any check runs).
+		return cc.Result == engine.CertOK || cc.Result == engine.CertNoCert
+	}
+	return callCert(h.slots, cb.cert, cb.certUD, cc)
+}
+
+// callCert runs a certificate callback: the tcp_cert_info strings are C
+// copies, freed once the callback returned. The call holds a callback slot
+// like every other call into the host.
+func callCert(s *slots, fn C.tcp_cert_check_fn, ud unsafe.Pointer, cc *engine.CertCheck) bool {
+	peer := engine.TLSInfo{PeerChain: cc.Chain}
+	errText := ""
+	if cc.Err != nil {
+		errText = cc.Err.Error()
+	}
+	strs := [...]string{errText, string(peer.PeerCertPEM()), string(peer.PeerChainPEM()), peer.PeerSubject(), peer.PeerIssuer(), cc.ServerName}
+	var cs [len(strs)]*C.char
+	for i, v := range strs {
+		cs[i] = C.CString(v)
+	}
+	defer func() {
+		for _, p := range cs {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	s.enter()
+	defer s.leave()
+	return C.tcpgo_call_cert(fn, ud, C.int(cc.ID), C.int(cc.Result), cs[0], cs[1], cs[2], cs[3], cs[4], cs[5]) != 0
+}
+
 type clientCallbacks struct {
 	message   C.tcp_client_message_fn
 	messageUD unsafe.Pointer
@@ -146,11 +184,18 @@ type clientCallbacks struct {
 	connectUD unsafe.Pointer
 	errorFn   C.tcp_client_error_fn
 	errorUD   unsafe.Pointer
+	cert      C.tcp_cert_check_fn
+	certUD    unsafe.Pointer
 }
 
 type clientHandler struct {
 	cbs   atomic.Pointer[clientCallbacks]
 	slots *slots
+	// upgrading: tcp_client_starttls was called from a callback and its
+	// handshake has not ended; the end goes to the connect callback with
+	// attempt 0 (the engine reports it as Established(0), or as Error and
+	// Closed).
+	upgrading atomic.Bool
 }
 
 func (h *clientHandler) update(f func(*clientCallbacks)) {
@@ -164,7 +209,28 @@ func (h *clientHandler) update(f func(*clientCallbacks)) {
 	}
 }
 
-func (h *clientHandler) Established(int) {}
+// Established is, for a client, the end of a STARTTLS upgrade.
+func (h *clientHandler) Established(int) {
+	if h.upgrading.Swap(false) {
+		h.Connect(0, nil)
+	}
+}
+
+// upgradeFailed reports a pending STARTTLS upgrade that ended without
+// success, before its error and closed callbacks.
+func (h *clientHandler) upgradeFailed() {
+	if h.upgrading.Swap(false) {
+		h.Connect(0, &engine.Error{Code: engine.StartConnectInit})
+	}
+}
+
+func (h *clientHandler) certCheck(cc *engine.CertCheck) bool {
+	cb := h.cbs.Load()
+	if cb.cert == nil {
+		return cc.Result == engine.CertOK
+	}
+	return callCert(h.slots, cb.cert, cb.certUD, cc)
+}
 
 func (h *clientHandler) Message(_ int, data []byte) { h.MessageEx(0, data, false, nil) }
 
@@ -179,6 +245,7 @@ func (h *clientHandler) MessageEx(_ int, data []byte, _ bool, _ any) {
 func (h *clientHandler) Closed(int) { h.ClosedEx(0, engine.ClosePeer, nil) }
 
 func (h *clientHandler) ClosedEx(_ int, reason engine.CloseReason, _ any) {
+	h.upgradeFailed()
 	cb := h.cbs.Load()
 	switch {
 	case cb.closedEx != nil:
@@ -209,6 +276,7 @@ func (h *clientHandler) Connect(attempt int, err error) {
 }
 
 func (h *clientHandler) Error(_ int, err *engine.Error) {
+	h.upgradeFailed()
 	if cb := h.cbs.Load(); cb.errorFn != nil {
 		msg := C.CString(err.Error())
 		defer C.free(unsafe.Pointer(msg))

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/tcpgo/tcpgo/libtcp/engine"
@@ -38,8 +39,15 @@ const (
 	optReconnectMaxMS     = 26
 	optCloseOnEOF         = 27
 	optProxyProtocol      = 28
+	optTLSMaxVersion      = 29
+	optTLSResumption      = 30
+	optTLSSystemCAs       = 31
 	optBindAddress        = 100
 	optProxyTrusted       = 101
+	optTLSCipherSuites    = 102
+	optTLSALPN            = 103
+	optTLSServerName      = 104
+	optTLSKeyLogFile      = 105
 )
 
 // Ranges of values: anything outside is a bug in the caller (a negative
@@ -186,6 +194,15 @@ func applyIntOption(o *engine.Options, q *handleSettings, opt int, v int64) erro
 			return err
 		}
 		o.ProxyMode = engine.ProxyMode(m)
+	case optTLSMaxVersion:
+		if v != 0x0303 && v != 0x0304 {
+			return badValue(opt, v, "0x0303 or 0x0304")
+		}
+		o.TLS.MaxVersion = uint16(v)
+	case optTLSResumption:
+		o.TLS.NoResumption = v == 0
+	case optTLSSystemCAs:
+		return boolOpt(&o.TLS.SystemCAs)
 	default:
 		return unknownOption(opt)
 	}
@@ -202,6 +219,22 @@ func applyStringOption(o *engine.Options, opt int, v string) error {
 			return err
 		}
 		o.ProxyTrusted = list
+	case optTLSCipherSuites:
+		ids, err := engine.ParseCipherSuites(v)
+		if err != nil {
+			return err
+		}
+		o.TLS.CipherSuites = ids
+	case optTLSALPN:
+		protos, err := engine.ParseALPN(v)
+		if err != nil {
+			return err
+		}
+		o.TLS.ALPN = protos
+	case optTLSServerName:
+		o.TLS.ServerName = strings.TrimSpace(v)
+	case optTLSKeyLogFile:
+		o.TLS.KeyLogFile = v
 	default:
 		return unknownOption(opt)
 	}

@@ -697,7 +697,7 @@ func (s *Server) ClientIDs() []int {
 
 // ClientAddr returns a client's IP address and port.
 func (s *Server) ClientAddr(id int) (string, int, error) {
-	c, err := s.client(id)
+	c, err := s.clientOrHandshaking(id) // also during its handshake (tlsserver.go)
 	if err != nil {
 		return "", 0, err
 	}

@@ -281,7 +281,7 @@ func (s *Server) UpgradeTLS(id int, reply []byte) error {
 		if setup != nil {
 			return newError(ErrInvalidArg, nil, "connection %d already uses TLS", id)
 		}
-		return newError(ErrInvalidArg, nil, "no TLS material for upgrades (set it before: tcp_server_set_tls)")
+		return newError(ErrInvalidArg, nil, "no TLS material for upgrades (set it first: tcp_server_set_starttls)")
 	}
 	if reply != nil {
 		if _, err := s.framing.Encode(nil, reply); err != nil {
@@ -306,9 +306,17 @@ func (s *Server) UpgradeTLS(id int, reply []byte) error {
 // connect timeout, else 10 s): nil, a start code (StartConnectInit, or
 // 30..35 for src) or ErrTimeout.
 func (cl *Client) UpgradeTLS(src TLSSource) error {
+	_, err := cl.UpgradeTLSPending(src)
+	return err
+}
+
+// UpgradeTLSPending is UpgradeTLS that also says whether it returned before
+// the handshake (pending: it was called from the client's own handler, and
+// the handshake's end follows as Established(0), or Error and Closed).
+func (cl *Client) UpgradeTLSPending(src TLSSource) (pending bool, err error) {
 	c, err := cl.live()
 	if err != nil {
-		return err
+		return false, err
 	}
 	o := cl.Options()
 	cl.tlsx.mu.Lock()
@@ -316,7 +324,7 @@ func (cl *Client) UpgradeTLS(src TLSSource) error {
 	cl.tlsx.mu.Unlock()
 	setup, err := cl.tlsx.prepare(src, host, o)
 	if err != nil {
-		return err
+		return false, err
 	}
 	up := &upgradeRequest{
 		cfg:     setup.connConfig(c),
@@ -326,10 +334,10 @@ func (cl *Client) UpgradeTLS(src TLSSource) error {
 		done:    make(chan struct{}),
 	}
 	if err := c.requestUpgrade(up); err != nil {
-		return err
+		return false, err
 	}
 	if c.goid.Load() == goroutineID() {
-		return nil
+		return true, nil
 	}
 	wait := o.ConnectTimeout
 	if wait <= 0 {
@@ -339,8 +347,8 @@ func (cl *Client) UpgradeTLS(src TLSSource) error {
 	defer t.Stop()
 	select {
 	case <-up.done:
-		return up.err
+		return false, up.err
 	case <-t.C:
-		return newError(ErrTimeout, nil, "STARTTLS handshake not done within %v", wait+time.Second)
+		return false, newError(ErrTimeout, nil, "STARTTLS handshake not done within %v", wait+time.Second)
 	}
 }

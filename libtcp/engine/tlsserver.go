@@ -336,3 +336,18 @@ func (s *Server) SetUpgradeTLS(src TLSSource) error {
 	st.upgrade = l
 	return nil
 }
+
+// clientOrHandshaking is client(id), but also finds a connection that is
+// still in its TLS handshake (not yet established), so that a certificate
+// callback can look up the address of the connection it judges.
+func (s *Server) clientOrHandshaking(id int) (*conn, error) {
+	c, err := s.client(id)
+	if err == nil || CodeOf(err) != ErrNoClient {
+		return c, err
+	}
+	v, _ := s.byID.Load(id)
+	if h, _ := v.(*conn); h != nil && !h.isDead() {
+		return h, nil
+	}
+	return nil, err
+}
