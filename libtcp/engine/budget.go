@@ -15,7 +15,12 @@ type budget struct {
 	conns atomic.Int64
 }
 
-func newBudget(limit int64) *budget { return &budget{limit: limit} }
+// newBudget is made once per server start, which also starts the watcher
+// that returns a quiet process's memory (memrelease.go).
+func newBudget(limit int64) *budget {
+	startIdleRelease()
+	return &budget{limit: limit}
+}
 
 // charge takes n bytes for a connection that already holds held bytes;
 // false means the connection would exceed both the budget and its share.
