@@ -7,6 +7,10 @@
 #                                         1,000 non-reading, 2,000 stalled peers and
 #                                         50 good clients against default options
 #   make bench-hostile HOSTILE_SECONDS=30 HOSTILE_ROUNDS=1 HOSTILE_ARGS='-max-steal 5'
+#                                         exit status 1 on a good-client error, a
+#                                         wrong event account or peak RSS >= 256 MiB
+#                                         (HOSTILE_ARGS=-strict=false: report only);
+#                                         about 1 min, at most 3 rounds when noisy
 #   make soak                             not part of `make test`: ~3 min mixed run,
 #                                         exit status 1 on any failed check
 #   make soak SOAK_SECONDS=180 SOAK_ARGS='-slow-conns 300'

@@ -53,6 +53,9 @@ type peerClass struct {
 	open           atomic.Int64
 	lifetimes      latencies     // connect to close by the server
 	allOpenAfter   time.Duration // when every wanted peer was first connected
+	openSum        int64         // open peers summed over the 1 s ticks of the window
+	openMin        int64         // fewest open at a tick after the first 5 s (-1: none)
+	openTicks      int64
 }
 
 type classReport struct {
@@ -64,6 +67,8 @@ type classReport struct {
 	ClosedByServer int64   `json:"closed_by_server"`
 	MedianLifeMs   float64 `json:"median_life_ms_when_closed"`
 	AllOpenAfterS  float64 `json:"all_open_after_s"` // 0: never all at once
+	MeanOpen       float64 `json:"mean_open"`        // over the 1 s ticks of the window
+	MinOpen        int64   `json:"min_open_after_5s"`
 }
 
 type goodReport struct {
@@ -129,7 +134,7 @@ func runBench(args []string) int {
 	fs.IntVar(&cfg.noreadSize, "noread-size", 1024, "bytes per request of a non-reading peer")
 	fs.IntVar(&cfg.noreadRcvbuf, "noread-rcvbuf", 64<<10, "SO_RCVBUF of a non-reading peer (0 = system default)")
 	fs.StringVar(&cfg.jsonPath, "json", "", "write the full results as JSON to this file")
-	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when the RSS goal is missed too")
+	fs.BoolVar(&cfg.strict, "strict", true, "exit 1 when the RSS goal is missed too (-strict=false: report only)")
 	_ = fs.Parse(args)
 	if cfg.server == "" {
 		fmt.Fprintln(os.Stderr, "peers bench: -server is required")
@@ -375,6 +380,9 @@ func benchRound(cfg *benchConfig, round, attempt int) *roundReport {
 	hostileCtx, stopHostile := context.WithCancel(context.Background())
 	defer stopHostile()
 	classes := cfg.classes()
+	for _, cls := range classes {
+		cls.openMin = -1
+	}
 	var hostileWG sync.WaitGroup
 	for _, cls := range classes {
 		for i := 0; i < cls.Wanted; i++ {
@@ -403,7 +411,8 @@ func benchRound(cfg *benchConfig, round, attempt int) *roundReport {
 		rep.Hostile = append(rep.Hostile, classReport{Name: cls.Name, Wanted: cls.Wanted,
 			OpenAtEnd: cls.open.Load(), Connects: cls.connects.Load(), DialErrors: cls.dialErrors.Load(),
 			ClosedByServer: cls.closedByServer.Load(), MedianLifeMs: ms(cls.lifetimes.quantile(0.5)),
-			AllOpenAfterS: cls.allOpenAfter.Seconds()})
+			AllOpenAfterS: cls.allOpenAfter.Seconds(), MeanOpen: float64(cls.openSum) / float64(max(1, cls.openTicks)),
+			MinOpen: cls.openMin})
 	}
 	rep.Good = goodReport{Clients: cfg.good, Echoes: g.echoes.Load(),
 		EchoesPerSec: float64(g.echoes.Load()) / window.Seconds(), P50Ms: ms(g.lat.quantile(0.5)),
@@ -478,7 +487,13 @@ func watchWindow(cfg *benchConfig, srv *child, smp *sampler, g *goodClients, cla
 			return fmt.Sprintf("the server exited after %.1f s: %s", time.Since(start).Seconds(), srv.ExitText())
 		case <-tick.C:
 			for _, cls := range classes {
-				if cls.allOpenAfter == 0 && cls.open.Load() >= int64(cls.Wanted) {
+				open := cls.open.Load()
+				cls.openSum += open
+				cls.openTicks++
+				if time.Since(start) >= 5*time.Second && (cls.openMin < 0 || open < cls.openMin) {
+					cls.openMin = open
+				}
+				if cls.allOpenAfter == 0 && open >= int64(cls.Wanted) {
 					cls.allOpenAfter = time.Since(start)
 				}
 			}
@@ -530,14 +545,14 @@ func printRound(cfg *benchConfig, r *roundReport) {
 	for _, e := range r.Good.FirstErrors {
 		fmt.Printf("      %s\n", e)
 	}
-	fmt.Printf("  hostile peers          : %-13s %7s %9s %10s %13s %9s %9s\n", "class", "wanted", "connects", "open@end", "closed-by-srv", "life p50", "all open")
+	fmt.Printf("  hostile peers          : %-13s %7s %9s %10s %13s %9s %9s %9s %8s\n", "class", "wanted", "connects", "open@end", "closed-by-srv", "life p50", "all open", "mean open", "min@>5s")
 	for _, h := range r.Hostile {
 		all := "never"
 		if h.AllOpenAfterS > 0 {
 			all = fmt.Sprintf("%.0f s", h.AllOpenAfterS)
 		}
-		fmt.Printf("                           %-13s %7d %9d %10d %13d %7.0fms %9s\n",
-			h.Name, h.Wanted, h.Connects, h.OpenAtEnd, h.ClosedByServer, h.MedianLifeMs, all)
+		fmt.Printf("                           %-13s %7d %9d %10d %13d %7.0fms %9s %9.0f %8d\n",
+			h.Name, h.Wanted, h.Connects, h.OpenAtEnd, h.ClosedByServer, h.MedianLifeMs, all, h.MeanOpen, h.MinOpen)
 	}
 	if st := r.ServerAtEnd; st != nil && len(st.Servers) > 0 {
 		a := st.Servers[0]

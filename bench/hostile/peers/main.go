@@ -12,7 +12,7 @@
 // final RSS, threads and descriptors (sampled every 100 ms), the good
 // clients' echoes/s and errors, and how many hostile peers the server closed
 // and why. Exit status 1 when a good client saw an error, the server died or
-// went over -rss-cap (and, with -strict, when the RSS goal was missed).
+// went over -rss-cap, or missed the RSS goal (-strict=false: report it only).
 //
 // soak (issue 8): a bounded mixed run against one process serving plain TCP
 // and mutual TLS: churn with resets, half-closes, drip and non-reading
