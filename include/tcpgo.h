@@ -1303,9 +1303,11 @@ typedef struct tcp_tls_info {
 /* Fill *info (size = sizeof(tcp_tls_info), so that later versions can
  * grow the struct) for client_id's connection / the client's connection.
  * 0, TCP_ERR_NO_CLIENT (server: no such connection), TCP_ERR_NOT_RUNNING
- * (client: not connected), TCP_ERR_NO_FIELD (a plain connection, or its
- * handshake not yet done) or TCP_ERR_INVALID_ARG. Any thread; best called
- * from established or later. */
+ * (client: never connected; the last connection's session stays readable
+ * after it ended, until the next start, as tcp_client_server_subj_part),
+ * TCP_ERR_NO_FIELD (a plain connection, or its handshake not yet done) or
+ * TCP_ERR_INVALID_ARG. Any thread; best called from established or
+ * later. */
 int tcp_server_tls_info(const tcp_server *s, int client_id,
                         tcp_tls_info *info, size_t size);
 int tcp_client_tls_info(const tcp_client *c, tcp_tls_info *info,
@@ -1368,7 +1370,8 @@ int tcp_server_set_starttls(tcp_server *s, const char *ca, const char *cert,
  * TCP_ERR_INVALID_ARG when the connection already uses TLS or no STARTTLS
  * material was set); when the handshake is done the established callback
  * runs again for the same client id (tcp_server_tls_info then reports
- * upgraded 1); when it fails, error (TCP_ERR_HANDSHAKE) and closed follow.
+ * upgraded 1; with TCP_OPT_EVENT_QUEUE a second TCP_EVENT_ESTABLISHED
+ * record); when it fails, error (TCP_ERR_HANDSHAKE) and closed follow.
  * Data sent after this call goes out encrypted. */
 int tcp_server_starttls(tcp_server *s, int client_id, const void *reply,
                         size_t len);
@@ -1382,7 +1385,9 @@ int tcp_server_starttls(tcp_server *s, int client_id, const void *reply,
  * TCP_START_OK, or TCP_START_CONNECT_INIT followed by error and closed;
  * from any other thread it waits for the handshake (up to
  * TCP_OPT_CONNECT_TIMEOUT_MS) and returns 0, TCP_START_CONNECT_INIT, a
- * start code 30..35, TCP_ERR_TIMEOUT or TCP_ERR_NOT_RUNNING. */
+ * start code 30..35, TCP_ERR_TIMEOUT or TCP_ERR_NOT_RUNNING -- the return
+ * value is then the only report (no connect callback, no event record).
+ * TCP_ERR_INVALID_ARG when the connection already uses TLS. */
 int tcp_client_starttls(tcp_client *c, const char *ca, const char *cert,
                         const char *key, int is_pem);
 

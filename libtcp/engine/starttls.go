@@ -23,11 +23,15 @@ const upgradeDrainFallback = 10 * time.Second
 
 // upgradeRequest is a STARTTLS upgrade asked for and not yet done.
 type upgradeRequest struct {
-	cfg     *tls.Config // the connection's own
-	client  bool        // client side of the handshake
-	reply   []byte      // server: queued (framed) once the reader took the request; nil = none
-	framing Framing
-	timeout time.Duration // handshake; 0 = none
+	cfg    *tls.Config // the connection's own
+	client bool        // client side of the handshake
+	// fromHandler: asked from the connection's own handler, so the end is
+	// reported as an event (a client's Established(0)); a client that
+	// asked from elsewhere learns it from UpgradeTLS's result instead.
+	fromHandler bool
+	reply       []byte // server: queued (framed) once the reader took the request; nil = none
+	framing     Framing
+	timeout     time.Duration // handshake; 0 = none
 
 	mu    sync.Mutex
 	taken bool // by the reader: no more wake-ups
@@ -139,6 +143,9 @@ func (c *conn) upgradeTLS(up *upgradeRequest, r *recvBuf, dec *Decoder) (res rea
 		return readResult{reason: CloseTLS, err: newError(code, err, "STARTTLS handshake with %s", c.peer())}, false
 	}
 	up.finish(nil)
+	if up.client && !up.fromHandler {
+		return readResult{}, true
+	}
 	c.evMu.Lock() // (no defer: a panic is recovered where evMu is reset)
 	if !c.closing.Load() {
 		c.events.established(c)
@@ -303,8 +310,9 @@ func (s *Server) UpgradeTLS(id int, reply []byte) error {
 // the client's own handler it returns at once and the handshake follows
 // the handler's return (Established(0) when done, Error and Closed when
 // it failed). From anywhere else it waits for the handshake (at most the
-// connect timeout, else 10 s): nil, a start code (StartConnectInit, or
-// 30..35 for src) or ErrTimeout.
+// connect timeout, else 10 s) and returns nil, a start code
+// (StartConnectInit, or 30..35 for src) or ErrTimeout; no Established(0)
+// follows then (the result is the report).
 func (cl *Client) UpgradeTLS(src TLSSource) error {
 	_, err := cl.UpgradeTLSPending(src)
 	return err
@@ -327,16 +335,17 @@ func (cl *Client) UpgradeTLSPending(src TLSSource) (pending bool, err error) {
 		return false, err
 	}
 	up := &upgradeRequest{
-		cfg:     setup.connConfig(c),
-		client:  true,
-		framing: cl.framing,
-		timeout: o.ConnectTimeout,
-		done:    make(chan struct{}),
+		cfg:         setup.connConfig(c),
+		client:      true,
+		fromHandler: c.goid.Load() == goroutineID(),
+		framing:     cl.framing,
+		timeout:     o.ConnectTimeout,
+		done:        make(chan struct{}),
 	}
 	if err := c.requestUpgrade(up); err != nil {
 		return false, err
 	}
-	if c.goid.Load() == goroutineID() {
+	if up.fromHandler {
 		return true, nil
 	}
 	wait := o.ConnectTimeout

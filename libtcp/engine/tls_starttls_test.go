@@ -118,6 +118,7 @@ func TestSTARTTLSFromOtherGoroutines(t *testing.T) {
 	rc.waitFor(t, func() bool { return len(rc.messages(0)) == 2 }, "echo over TLS")
 	assert.Equal(t, "after", string(rc.messages(0)[1]))
 	rs.waitFor(t, func() bool { return countEvents(rs, evEstablished, id) == 2 }, "established again")
+	assert.Zero(t, countEvents(rc, evEstablished, 0), "the client's result was UpgradeTLS's return, no event")
 }
 
 // A peer that is not tcpgo: a raw socket that sends its request, reads the

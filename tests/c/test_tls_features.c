@@ -1341,6 +1341,94 @@ TEST(tlsf_starttls_misuse) {
   tsrv_free(tls);
 }
 
+/* With TCP_OPT_EVENT_QUEUE on both sides (as the Python binding uses it):
+ * the server's upgrade gives a second TCP_EVENT_ESTABLISHED record for the
+ * same id; the client's upgrade from the polling thread returns its result
+ * and queues no record. */
+typedef struct eq_side {
+  int established[8]; /* per record: the ids */
+  int n_established;
+  int starttls_id, starttls_rc;
+  char last_msg[MSG_MAX];
+  int messages;
+} eq_side;
+
+/* Poll once (up to 50 ms) and handle the records; s != NULL: a server
+ * that upgrades on "STARTTLS" and echoes everything else. */
+static void eq_pump(tcp_server *s, tcp_client *c, eq_side *e) {
+  static unsigned char buf[65536];
+  size_t used = 0, off = 0;
+  int n = s ? tcp_server_poll(s, buf, sizeof buf, &used, 50) : tcp_client_poll(c, buf, sizeof buf, &used, 50);
+  REQUIRE(n >= 0);
+  while (n-- > 0) {
+    int kind, id;
+    unsigned len;
+    char text[MSG_MAX];
+    memcpy(&kind, buf + off, 4);
+    memcpy(&id, buf + off + 4, 4);
+    memcpy(&len, buf + off + 12, 4);
+    snprintf(text, sizeof text, "%.*s", (int)len, (const char *)buf + off + TCP_EVENT_HEADER_SIZE);
+    off += TCP_EVENT_HEADER_SIZE + len;
+    if (kind == TCP_EVENT_ESTABLISHED && e->n_established < 8) e->established[e->n_established++] = id;
+    if (kind != TCP_EVENT_MESSAGE) continue;
+    e->messages++;
+    snprintf(e->last_msg, sizeof e->last_msg, "%s", text);
+    if (s && strcmp(text, "STARTTLS") == 0) {
+      e->starttls_id = id;
+      e->starttls_rc = tcp_server_starttls(s, id, "GO", 2);
+    } else if (s) {
+      char reply[MSG_MAX + 8];
+      snprintf(reply, sizeof reply, "echo %s", text);
+      CHECK_EQ(tcp_server_send_line(s, id, reply), 0);
+    }
+  }
+}
+
+#define EQ_PUMP_UNTIL(s, c, e, cond)                                          \
+  do {                                                                        \
+    long long dl_ = now_ms() + WAIT_MS;                                       \
+    while (!(cond) && now_ms() < dl_) eq_pump((s), (c), (e));                 \
+    if (!(cond)) h_fail(__FILE__, __LINE__, "timed out waiting for %s", #cond); \
+  } while (0)
+
+TEST(tlsf_starttls_event_queue) {
+  const pki *m = &fx()->main;
+  tcp_server *s = tcp_server_new_fragmented('\n', 0);
+  tcp_client *c = tcp_client_new_fragmented('\n', 0);
+  eq_side se, ce;
+  tcp_tls_info info;
+
+  memset(&se, 0, sizeof se);
+  memset(&ce, 0, sizeof ce);
+  REQUIRE_EQ(tcp_server_set_option(s, TCP_OPT_EVENT_QUEUE, 1), 0);
+  REQUIRE_EQ(tcp_client_set_option(c, TCP_OPT_EVENT_QUEUE, 1), 0);
+  REQUIRE_EQ(tcp_server_set_option_str(s, TCP_OPT_BIND_ADDRESS, "127.0.0.1"), 0);
+  REQUIRE_EQ(tcp_server_set_starttls(s, NULL, m->server_cert, m->server_key, 0), 0);
+  REQUIRE_EQ(tcp_server_start(s, 0), 0);
+  REQUIRE_EQ(tcp_client_start(c, "127.0.0.1", tcp_server_port(s)), 0);
+  EQ_PUMP_UNTIL(s, NULL, &se, se.n_established == 1);
+  CHECK_EQ(tcp_client_send_line(c, "STARTTLS"), 0);
+  EQ_PUMP_UNTIL(s, NULL, &se, se.starttls_id != 0);
+  CHECK_EQ(se.starttls_rc, 0);
+  CHECK_EQ(se.starttls_id, se.established[0]);
+  EQ_PUMP_UNTIL(NULL, c, &ce, ce.messages == 1);
+  CHECK_STR(ce.last_msg, "GO");
+  CHECK_EQ(tcp_client_starttls(c, m->ca, NULL, NULL, 0), 0);
+  CHECK_EQ(tcp_client_tls_info(c, &info, sizeof info), 0);
+  CHECK_EQ(info.upgraded, 1);
+  EQ_PUMP_UNTIL(s, NULL, &se, se.n_established == 2);
+  CHECK_EQ(se.established[1], se.established[0]);
+  CHECK_EQ(tcp_server_tls_info(s, se.established[0], &info, sizeof info), 0);
+  CHECK_EQ(info.upgraded, 1);
+  CHECK_EQ(tcp_client_send_line(c, "after"), 0);
+  EQ_PUMP_UNTIL(s, NULL, &se, se.messages == 2);
+  EQ_PUMP_UNTIL(NULL, c, &ce, ce.messages == 2);
+  CHECK_STR(ce.last_msg, "echo after");
+  CHECK_EQ(ce.n_established, 0);
+  tcp_client_free(c);
+  tcp_server_free(s);
+}
+
 /* ---- bad arguments -------------------------------------------------------------- */
 
 static int cert_never(void *ud, const tcp_cert_info *info) {
@@ -1752,6 +1840,7 @@ const test_case tls_feature_tests[] = {
     TEST_ENTRY(tlsf_starttls_client_main_thread),
     TEST_ENTRY(tlsf_starttls_client_rejects),
     TEST_ENTRY(tlsf_starttls_misuse),
+    TEST_ENTRY(tlsf_starttls_event_queue),
     TEST_ENTRY(tlsf_bad_args),
     TEST_ENTRY_TIMEOUT(tlsf_openssl_client_alpn_sni, 60),
     TEST_ENTRY_TIMEOUT(tlsf_openssl_client_resumption, 60),
