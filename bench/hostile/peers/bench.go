@@ -461,7 +461,10 @@ func benchRound(cfg *benchConfig, round, attempt int) *roundReport {
 	if rep.Good.Echoes == 0 {
 		rep.Problems = append(rep.Problems, "good clients: no echo during the load")
 	}
-	hwm := max(rep.Peak.HWMKB, rep.EndOfLoad.HWMKB, rep.Peak.RSSKB)
+	// The goal covers the peers' departure too: 4,000 connections ending at
+	// once is part of the attack (VmHWM after the settle is the peak of the
+	// whole run; before the load the server is at ~9 MiB).
+	hwm := max(rep.Peak.HWMKB, rep.EndOfLoad.HWMKB, rep.Peak.RSSKB, rep.AfterSettle.HWMKB)
 	rep.GoalMet = rep.Aborted == "" && hwm < cfg.goalMiB*1024 && rep.Good.Errors == 0 && rep.Good.Echoes > 0
 	return rep
 }
@@ -538,7 +541,8 @@ func printRound(cfg *benchConfig, r *roundReport) {
 		mib(r.Peak.RSSKB), mib(max(r.Peak.HWMKB, r.EndOfLoad.HWMKB)), r.Peak.Threads, r.Peak.FDs)
 	fmt.Printf("  end of load            : %s\n", r.EndOfLoad)
 	if r.SettleSec > 0 {
-		fmt.Printf("  %2.0f s after peers left : %s\n", r.SettleSec, r.AfterSettle)
+		fmt.Printf("  %2.0f s after peers left : %s; peak of the whole run (VmHWM, with the departure) %s\n",
+			r.SettleSec, r.AfterSettle, mib(r.AfterSettle.HWMKB))
 	}
 	fmt.Printf("  good clients (%d)      : %.0f echoes/s, p50 %.2f ms, p99 %.2f ms, max %.1f ms, errors %d\n",
 		r.Good.Clients, r.Good.EchoesPerSec, r.Good.P50Ms, r.Good.P99Ms, r.Good.MaxMs, r.Good.Errors)
@@ -576,7 +580,7 @@ func printRound(cfg *benchConfig, r *roundReport) {
 	if !r.GoalMet {
 		verdict = "NOT met"
 	}
-	fmt.Printf("  goal (peak RSS < %d MiB, good clients served without errors): %s\n", cfg.goalMiB, verdict)
+	fmt.Printf("  goal (peak RSS < %d MiB during the load and the departure, good clients served without errors): %s\n", cfg.goalMiB, verdict)
 	for _, p := range r.Problems {
 		fmt.Printf("  PROBLEM: %s\n", p)
 	}
