@@ -16,8 +16,10 @@ import dataclasses
 import enum
 import inspect
 import logging
+import queue
 import struct
 import threading
+import time
 import weakref
 from typing import (Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, TypeVar, Union)
 
@@ -549,6 +551,131 @@ def is_exiting() -> bool:
     return _exiting
 
 
+#: How long the dispatcher leaves the poll token to a thread that took it for
+#: a direct receive (see _PollToken) before it polls again itself.
+DIRECT_LINGER = 0.002
+DIRECT_POLL_BUFFER = 64 * 1024
+
+_OWNER_FREE, _OWNER_DISPATCHER, _OWNER_CALLER = 0, 1, 2
+
+
+class _PollToken:
+    """Who polls a handle (tcpgo.h: one thread at a time, and a batch is
+    handled before the next poll).
+
+    Normally the dispatcher thread. A thread waiting in a client's ``recv()``
+    (``request()``) may take the token and poll itself: its reply then needs
+    no hand-off between threads (the dispatcher's wake-up plus the queue's,
+    about two thirds of a round trip's cost). Message events it takes go
+    straight to the receive queue, in order; a batch with any other event is
+    handed to the dispatcher, which delivers it before anyone polls again, so
+    handlers still run on the dispatcher thread and in order. After a caller
+    released the token, the dispatcher waits DIRECT_LINGER before it polls
+    again, so that a request loop keeps it; events arriving in that window
+    wait at most that long.
+    """
+
+    __slots__ = ("cond", "owner", "want", "last", "used", "handoff", "closed", "dwait")
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.owner = _OWNER_FREE
+        self.want = 0  # callers waiting for the token
+        self.last = 0.0  # time.monotonic() of a caller's last use
+        self.used = False  # a caller took it since the dispatcher started
+        self.handoff: Optional[Tuple[bytes, int]] = None  # a caller's batch for the dispatcher
+        self.closed = True  # no dispatcher: no direct polling
+        self.dwait = False  # the dispatcher waits for a caller to release the token
+
+    def dispatcher_take(self) -> Optional[Tuple[bytes, int]]:
+        """Block until the dispatcher may poll; returns a batch a caller
+        handed over (deliver it, then release) or None (poll, then release)."""
+        cond = self.cond
+        with cond:
+            while True:
+                b = self.handoff
+                if b is not None:
+                    self.handoff = None
+                    self.owner = _OWNER_DISPATCHER
+                    return b
+                if self.owner == _OWNER_FREE and not self.want:
+                    if not self.used:
+                        self.owner = _OWNER_DISPATCHER
+                        return None
+                    left = self.last + DIRECT_LINGER - time.monotonic()
+                    if left <= 0:
+                        self.owner = _OWNER_DISPATCHER
+                        return None
+                    cond.wait(left)
+                else:
+                    self.dwait = True
+                    try:
+                        cond.wait(0.25)
+                    finally:
+                        self.dwait = False
+
+    def release(self) -> None:
+        with self.cond:
+            if self.owner == _OWNER_CALLER:
+                self.last = time.monotonic()
+            self.owner = _OWNER_FREE
+            # The dispatcher lingering after a caller's use is not woken: it
+            # looks again when its linger ends.
+            if self.want or self.dwait:
+                self.cond.notify_all()
+
+    def caller_take(self, timeout: float) -> bool:
+        """Take the token for a direct poll; False when not within timeout
+        (the caller then looks at its queue again) or while no dispatcher runs."""
+        cond = self.cond
+        with cond:
+            if self.closed:
+                return False
+            self.used = True
+            if self.owner == _OWNER_FREE and self.handoff is None:
+                self.owner = _OWNER_CALLER
+                return True
+            self.want += 1
+            try:
+                cond.wait(timeout)
+            finally:
+                self.want -= 1
+            if self.owner == _OWNER_FREE and self.handoff is None and not self.closed:
+                self.owner = _OWNER_CALLER
+                return True
+            return False
+
+    def hand_to_dispatcher(self, batch: Tuple[bytes, int]) -> None:
+        """A caller holding the token passes a batch (and the token) on."""
+        with self.cond:
+            self.last = time.monotonic()
+            self.handoff = batch
+            self.owner = _OWNER_DISPATCHER
+            self.cond.notify_all()
+
+    def open(self) -> None:
+        with self.cond:
+            self.closed = False
+            self.used = False
+            self.handoff = None
+            self.owner = _OWNER_FREE
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+    def wait_no_caller(self, timeout: float) -> None:
+        """Wait until no caller is inside a poll (before the handle is freed)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.owner == _OWNER_CALLER:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self.cond.wait(left)
+
+
 class Endpoint:
     """Base of servers and clients: the handle, its options, the dispatcher
     thread, and what servers and clients do alike (closing, send failures...)."""
@@ -582,6 +709,9 @@ class Endpoint:
         self._ready_cond = threading.Condition()
         # Set by stop(): a reconnecting client's dispatcher polls until then.
         self._stopping = False
+        # Who polls the handle: the dispatcher, or a thread receiving directly.
+        self._pt = _PollToken()
+        self._direct_buf: Any = None
 
     # -- construction (from the subclasses' __init__) ------------------------
     def _set_framing(self, delimiter: Union[bytes, str, int, None], max_len: int) -> None:
@@ -787,6 +917,7 @@ class Endpoint:
         self._done.clear()
         with _running_lock:
             _running.add(self)
+        self._pt.open()
         t = threading.Thread(target=self._run, args=(self._h,), name=name, daemon=True)
         self._thread = t
         t.start()
@@ -800,32 +931,120 @@ class Endpoint:
         pused = ctypes.byref(used)
         string_at = ctypes.string_at
         deliver = self._deliver
+        pt = self._pt
+        take, release = pt.dispatcher_take, pt.release
         try:
             while True:
-                n = poll(h, buf, size, pused, POLL_TIMEOUT_MS)
-                if n > 0:
-                    if _exiting:
-                        continue  # interpreter shutting down: drop events
-                    deliver(string_at(buf, used.value), n)
-                elif n == 0:
-                    continue
-                elif n == ErrorCode.BUFFER_TOO_SMALL:
-                    size = max(used.value, size * 2)
-                    buf = ctypes.create_string_buffer(size)
-                elif n == ErrorCode.NOT_RUNNING:
-                    if self._stopping or not self._polls_while_down() or _exiting:
+                handed = take()
+                try:
+                    if handed is not None:  # a direct receiver's batch: deliver it first
+                        if not _exiting:
+                            deliver(*handed)
+                        continue
+                    n = poll(h, buf, size, pused, POLL_TIMEOUT_MS)
+                    if n > 0:
+                        if _exiting:
+                            continue  # interpreter shutting down: drop events
+                        deliver(string_at(buf, used.value), n)
+                    elif n == 0:
+                        continue
+                    elif n == ErrorCode.BUFFER_TOO_SMALL:
+                        size = max(used.value, size * 2)
+                        buf = ctypes.create_string_buffer(size)
+                    elif n == ErrorCode.NOT_RUNNING:
+                        if self._stopping or not self._polls_while_down() or _exiting:
+                            break
+                        # A reconnecting client is between connections: its next
+                        # connection's events come through the same handle.
+                        self._done.wait(POLL_TIMEOUT_MS / 1000)
+                    else:
+                        logger.error("%s returned %d (%s); dispatcher of %r stops",
+                                     self._poll_name, n, _strerror(n), self)
                         break
-                    # A reconnecting client is between connections: its next
-                    # connection's events come through the same handle.
-                    self._done.wait(POLL_TIMEOUT_MS / 1000)
-                else:
-                    logger.error("tcpgo: %s returned %d (%s); dispatcher of %r stops",
-                                 self._poll_name, n, _strerror(n), self)
-                    break
+                finally:
+                    release()
         except BaseException:  # pragma: no cover - a bug in tcpgo itself
-            logger.exception("tcpgo: dispatcher of %r failed", self)
+            logger.exception("dispatcher of %r failed", self)
         finally:
+            pt.close()
             self._dispatcher_done()
+
+    def _recv_direct(self, q: "queue.SimpleQueue[Any]", timeout: Optional[float]) -> Any:
+        """The next item of ``q`` (a client's receive queue), polling the handle
+        on this thread while the dispatcher lets it (see _PollToken); raises
+        queue.Empty after ``timeout`` seconds (None: wait without end, in slices
+        that keep Ctrl-C responsive). Only when no on_message handler takes the
+        messages and the events are the class's own to deliver."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        pt = self._pt
+        get_nowait = q.get_nowait
+        while True:
+            try:
+                return get_nowait()
+            except queue.Empty:
+                pass
+            left = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+            if left <= 0:
+                raise queue.Empty
+            h = self._h
+            if (h is None or _exiting or getattr(self, "_on_message", None) is not None
+                    or "_deliver" in self.__dict__ or self._thread is threading.current_thread()):
+                return q.get(timeout=left)
+            if not pt.caller_take(left):
+                continue
+            direct_ok = True
+            try:
+                if not q.empty():
+                    continue
+                direct_ok = self._poll_direct(h, q, left)
+            finally:
+                if pt.owner == _OWNER_CALLER:
+                    pt.release()
+            if not direct_ok:  # stopped, reconnecting, or handed to the dispatcher
+                try:
+                    return q.get(timeout=left)
+                except queue.Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+    def _poll_direct(self, h: ctypes.c_void_p, q: "queue.SimpleQueue[Any]", left: float) -> bool:
+        """One poll with the token held; False when the caller should wait on
+        its queue instead (the batch went to the dispatcher, or the handle is
+        not running)."""
+        b = self._direct_buf
+        if b is None:
+            b = self._direct_buf = [ctypes.create_string_buffer(DIRECT_POLL_BUFFER),
+                                    DIRECT_POLL_BUFFER, ctypes.c_size_t(0)]
+        buf, size, used = b
+        n = getattr(_lib.lib(), self._poll_name)(h, buf, size, ctypes.byref(used),
+                                                 max(1, int(left * 1000)))
+        if n > 0:
+            data = ctypes.string_at(buf, used.value)
+            # Only messages, and nobody to hand them to: straight to the queue.
+            if getattr(self, "_on_message", None) is None:
+                unpack = HEADER.unpack_from
+                off, items = 0, []
+                for _ in range(n):
+                    kind, _cid, _code, ln = unpack(data, off)
+                    if kind != EV_MESSAGE or _code:  # a MessagePart goes through _deliver
+                        break
+                    off += HEADER_SIZE
+                    items.append(data[off:off + ln])
+                    off += ln
+                else:
+                    put = q.put
+                    for m in items:
+                        put(m)
+                    return True
+            self._pt.hand_to_dispatcher((data, n))
+            return False
+        if n == 0:
+            return True
+        if n == ErrorCode.BUFFER_TOO_SMALL:
+            size = max(used.value, size * 2)
+            b[0], b[1] = ctypes.create_string_buffer(size), size
+            return True
+        return False  # not running (stopped, or between reconnections): the dispatcher decides
 
     def _dispatcher_done(self) -> None:
         with _running_lock:
@@ -846,6 +1065,7 @@ class Endpoint:
             return
         while t.is_alive():  # short slices keep Ctrl-C responsive
             t.join(0.2)
+        self._pt.wait_no_caller(1.0)  # a direct receiver's poll ends once stopped
 
     def _stop_at_exit(self) -> None:
         h = self._h

@@ -25,7 +25,8 @@ Server::
     asyncio.run(main())
 
 The library does the network I/O on its own threads; events reach the loop in
-batches through ``loop.call_soon_threadsafe``. Received messages that are not
+batches: the dispatcher thread queues them and wakes the loop through an
+eventfd it watches (``loop.add_reader``). Received messages that are not
 taken by a handler wait in an unbounded queue for :meth:`Client.recv`.
 
 Back-pressure works as with asyncio streams: ``await conn.send(data)`` (a
@@ -46,7 +47,9 @@ import asyncio
 import collections
 import inspect
 import logging
+import os
 import threading
+import weakref
 from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, List, Optional, Set,
                     Tuple, Union)
 
@@ -66,8 +69,38 @@ _MAX_BATCHES_IN_FLIGHT = 8
 _CLOSED = object()
 
 
+def _wakeup_fds() -> Tuple[int, int]:
+    """(read end, write end) of the loop's wake-up: one eventfd, else a pipe."""
+    if hasattr(os, "eventfd"):
+        fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        return fd, fd
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    return r, w
+
+
+def _close_fds(fds: List[int]) -> None:
+    for fd in set(fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    fds.clear()
+
+
+_DONE = object()
+
+
 class _Bridge:
-    """Moves event batches from a dispatcher thread to the loop (bounded)."""
+    """Moves event batches from a dispatcher thread to the loop (bounded).
+
+    The dispatcher appends each batch to a deque and writes the loop's
+    eventfd (``loop.add_reader``) only when the loop has not been woken yet;
+    the loop then takes every batch queued so far in one go. So a burst
+    costs one wake-up, and no handle per batch (``call_soon_threadsafe``
+    would allocate one per batch and write its self-pipe every time).
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_loop: Callable[[list], None],
                  on_done: Callable[[], None]) -> None:
@@ -76,26 +109,76 @@ class _Bridge:
         self.on_done = on_done
         self.sem = threading.BoundedSemaphore(_MAX_BATCHES_IN_FLIGHT)
         self.abandon = False
+        self.batches: Deque[Any] = collections.deque()
+        self.signalled = False
+        rfd, wfd = _wakeup_fds()
+        self.rfd, self.wfd = rfd, wfd
+        self.fds = [rfd, wfd]
+        self.wlock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _close_fds, self.fds)
+        loop.add_reader(rfd, self._on_readable)
 
+    # -- dispatcher thread --------------------------------------------------
     def from_thread(self, data: bytes, n: int) -> None:
-        events = parse_events(data, n)
-        while not self.sem.acquire(timeout=0.1):
-            if self.abandon or self.loop.is_closed():
-                return  # nobody will run them any more
-        try:
-            self.loop.call_soon_threadsafe(self._run, events)
-        except RuntimeError:  # loop closed
-            self.sem.release()
-
-    def _run(self, events: list) -> None:
-        self.sem.release()
-        self.on_loop(events)
+        # As little as possible here: the loop, woken, waits for the GIL
+        # this thread holds until it is back in the library's poll.
+        if not self.sem.acquire(False):
+            while not self.sem.acquire(timeout=0.1):
+                if self.abandon or self.loop.is_closed():
+                    return  # nobody will run them any more
+        self._push((data, n))
 
     def done_from_thread(self) -> None:
+        self._push(_DONE)
+
+    def _push(self, item: Any) -> None:
+        self.batches.append(item)
+        if not self.signalled:
+            self.signalled = True
+            with self.wlock:  # not into a descriptor close() closed (its number may be reused)
+                if self.fds:
+                    try:
+                        os.write(self.wfd, b"\x01\0\0\0\0\0\0\0")
+                    except OSError:  # a full pipe: already signalled
+                        pass
+
+    # -- loop ---------------------------------------------------------------
+    def _on_readable(self) -> None:
         try:
-            self.loop.call_soon_threadsafe(self.on_done)
-        except RuntimeError:
+            os.read(self.rfd, 4096)
+        except OSError:
             pass
+        # After the read (a wake-up written after it stays pending), before
+        # taking the batches: a batch appended from now on signals again.
+        self.signalled = False
+        batches = self.batches
+        while batches:
+            item = batches.popleft()
+            if item is _DONE:
+                self.close()
+                self._call(self.on_done, None)
+                continue
+            self.sem.release()
+            self._call(self.on_loop, parse_events(*item))
+
+    def _call(self, fn: Callable[..., Any], arg: Any) -> None:
+        try:
+            fn() if arg is None else fn(arg)
+        except Exception as e:  # as call_soon would: report, go on with the next batch
+            self.loop.call_exception_handler({"message": "tcpgo: exception delivering events",
+                                              "exception": e})
+
+    def close(self) -> None:
+        """Stop watching the wake-up descriptor and close it (on the loop)."""
+        if not self.fds:
+            return
+        try:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self.rfd)
+        except Exception:  # pragma: no cover - loop shutting down
+            pass
+        with self.wlock:
+            self._finalizer()
 
 
 class _Seq:
@@ -253,7 +336,15 @@ class _AioBase:
         logger.info("%r: %s", self, err)
         return err
 
+    def _detach(self) -> None:
+        """After a failed start: no dispatcher will end the bridge, close it."""
+        b = self._bridge
+        if b is not None:
+            b.abandon = True
+            b.close()
+
     def _attach(self, inner: _core.Endpoint) -> None:
+        self._detach_stale()
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._drained = asyncio.Event()
@@ -267,6 +358,14 @@ class _AioBase:
 
         inner._deliver = bridge.from_thread  # type: ignore[method-assign,assignment]
         inner._dispatcher_done = done  # type: ignore[method-assign,assignment]
+
+    def _detach_stale(self) -> None:
+        """A bridge whose dispatcher never started or has finished: close it."""
+        b = self._bridge
+        if b is not None and b.fds:
+            t = getattr(self.sync, "_thread", None)
+            if t is None or not t.is_alive():
+                self._detach()
 
     def _on_events(self, events: list) -> None:  # overridden
         raise NotImplementedError
@@ -387,6 +486,7 @@ class TcpServer(_AioBase):
             return self._srv.start(port, host)
         except BaseException:
             self._drained = None
+            self._detach()
             raise
 
     async def serve_forever(self) -> None:
@@ -705,6 +805,7 @@ class Client(_AioBase):
             await loop.run_in_executor(None, self._cli.connect, host, port)
         except BaseException:
             self._drained = None
+            self._detach()
             raise
         return self
 

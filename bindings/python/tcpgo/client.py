@@ -472,7 +472,10 @@ class TcpClient(Writable, Endpoint):
             raise NotRunningError(f"{self._what()} was never connected")
         q = self._queue
         try:
-            if timeout is None:
+            if self._on_message is None:
+                # this thread polls itself while no one else does (_core._PollToken)
+                item = self._recv_direct(q, timeout)
+            elif timeout is None:
                 while True:  # slices keep Ctrl-C responsive
                     try:
                         item = q.get(timeout=0.25)
