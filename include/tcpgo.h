@@ -377,7 +377,10 @@ enum tcp_option {
    * Default 64, 1..4096. Besides, the whole process never runs more than
    * 4096 callbacks at once. When no callback has run for a second, the
    * threads beyond the process's start-up count + GOMAXPROCS + 4 are
-   * ended. Server and client. */
+   * ended. A callback that itself causes a callback of the same handle on
+   * its thread -- restarting a TLS client that has a certificate callback,
+   * from its closed callback -- needs a second slot: with 1 that would wait
+   * forever, so keep at least 2 there. Server and client. */
   TCP_OPT_CALLBACK_THREADS = 23,
   /* Client: 1 reconnects automatically after the connection was lost (not
    * after tcp_client_stop), with exponential back-off between
