@@ -35,8 +35,13 @@ type EventQueue struct {
 	msgBytes  int
 	running   bool
 	releasing bool
-	ready     chan struct{}
 	budget    *budget // the server's, charged for queued payload
+
+	// The poller waits on wake (eventqueue_linux.go: a futex on seq, so
+	// that a poller that is a host thread blocks in the kernel and is woken
+	// by one system call, without the Go scheduler handing a P to its
+	// locked thread; elsewhere a channel).
+	wake waker
 
 	// Records pushed, and records known handled: those a Poll took, once
 	// the poller calls Poll again (a poller handles a batch -- and sends
@@ -48,7 +53,8 @@ type EventQueue struct {
 // NewEventQueue returns a queue holding at most limit bytes of message
 // payload before producers wait (0 = no limit).
 func NewEventQueue(limit int) *EventQueue {
-	q := &EventQueue{limit: limit, ready: make(chan struct{}, 1)}
+	q := &EventQueue{limit: limit}
+	q.wake.init()
 	q.space = sync.NewCond(&q.mu)
 	q.handledCond = sync.NewCond(&q.mu)
 	return q
@@ -134,10 +140,7 @@ func (q *EventQueue) push(kind, id, code int, payload []byte) {
 	q.buf = append(q.buf, payload...)
 	q.pushed++
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	q.wake.signal()
 }
 
 func (q *EventQueue) started() {
@@ -163,10 +166,7 @@ func (q *EventQueue) stopped() {
 	q.releasing = true
 	q.space.Broadcast()
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	q.wake.signal()
 }
 
 // Poll waits up to timeout for events and copies as many whole records as
@@ -174,7 +174,7 @@ func (q *EventQueue) stopped() {
 // ErrBufferTooSmall, used is the size the next record needs; ErrNotRunning
 // once the owner stopped and the queue is empty.
 func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err error) {
-	var timer *time.Timer
+	var deadline time.Time
 	q.mu.Lock()
 	if q.handled != q.taken { // the previous batch was handled
 		q.handled = q.taken
@@ -182,6 +182,7 @@ func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err e
 	}
 	q.mu.Unlock()
 	for {
+		token := q.wake.token() // before looking: a push after this ends the wait
 		q.mu.Lock()
 		if q.rd < len(q.buf) {
 			n, used, err = q.take(dst)
@@ -197,15 +198,15 @@ func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err e
 		if timeout <= 0 {
 			return 0, 0, nil
 		}
-		if timer == nil {
-			timer = time.NewTimer(timeout)
-			defer timer.Stop()
+		if deadline.IsZero() {
+			deadline = time.Now().Add(timeout)
 		}
-		select {
-		case <-q.ready:
-		case <-timer.C:
-			timeout = 0
+		left := time.Until(deadline)
+		if left <= 0 {
+			timeout = 0 // look once more, then return
+			continue
 		}
+		q.wake.wait(token, left)
 	}
 }
 

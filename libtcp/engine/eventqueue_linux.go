@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// waker is the event queue's wake-up: a futex on a sequence number. A
+// poller is usually a host thread inside tcp_*_poll; parked on a channel it
+// would need the Go scheduler to hand a P to its locked thread for every
+// wake-up (two thread switches), while blocked in the futex system call it
+// is woken by the kernel directly and keeps its P when it was not taken
+// meanwhile. A push costs one atomic add, and a system call only while a
+// poller sleeps.
+type waker struct {
+	seq      atomic.Uint32
+	sleepers atomic.Int32
+}
+
+const (
+	futexWaitPrivate = 0 | 128 // FUTEX_WAIT | FUTEX_PRIVATE_FLAG
+	futexWakePrivate = 1 | 128 // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
+)
+
+func (w *waker) init() {}
+
+// token is read before the poller looks at the queue; wait returns at once
+// if a signal came after it.
+func (w *waker) token() uint32 { return w.seq.Load() }
+
+func (w *waker) signal() {
+	w.seq.Add(1)
+	if w.sleepers.Load() > 0 {
+		syscall.Syscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(&w.seq)), futexWakePrivate,
+			1<<30, 0, 0, 0)
+	}
+}
+
+// wait sleeps until a signal after token, at most d (spurious returns are
+// fine: the caller looks again).
+func (w *waker) wait(token uint32, d time.Duration) {
+	ts := syscall.NsecToTimespec(int64(d))
+	w.sleepers.Add(1)
+	syscall.Syscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(&w.seq)), futexWaitPrivate,
+		uintptr(token), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	w.sleepers.Add(-1)
+}
