@@ -77,7 +77,11 @@ class PackageTest(TestCase):
             return out
 
         cases = [(tcpgo.aio.connect, (tcpgo.aio.Client, tcpgo.TcpClient, tcpgo.TlsClient)),
-                 (tcpgo.aio.TlsServer, (tcpgo.aio.TcpServer, tcpgo.TcpServer, tcpgo.TlsServer))]
+                 (tcpgo.aio.TlsServer, (tcpgo.aio.TcpServer, tcpgo.TcpServer, tcpgo.TlsServer)),
+                 (tcpgo.aio.TcpServer, (tcpgo.TcpServer,)),
+                 (tcpgo.aio.Client, (tcpgo.TcpClient, tcpgo.TlsClient)),
+                 (tcpgo.TlsServer, (tcpgo.TcpServer,)),
+                 (tcpgo.TlsClient, (tcpgo.TcpClient,))]
         for fn, targets in cases:
             with self.subTest(fn=fn.__qualname__):
                 params = inspect.signature(fn).parameters

@@ -23,6 +23,12 @@ class TcpClient : public detail::ClientBase {
             const size_t messageMaxLen = std::numeric_limits<size_t>::max() - 1)
       : ClientBase(delimiter, messageMaxLen) {}
 
+  /// tcpgo extension: any framing (tcp::Framing). Messages -- with
+  /// Framing::Continuous the bytes as they arrive -- go to the message
+  /// worker. Throws std::invalid_argument when the framing's arguments are
+  /// bad.
+  explicit TcpClient(const Framing &framing) : ClientBase(framing) {}
+
   TcpClient(TcpClient &&) noexcept = default;
   TcpClient &operator=(TcpClient &&) noexcept = default;
   ~TcpClient() override { stop(); }
@@ -38,6 +44,32 @@ class TcpClient : public detail::ClientBase {
     int rc = precheck(serverPort);
     if (rc != CLIENT_START_OK) return rc;
     return ::tcp_client_start(s_->handle, serverIp.c_str(), serverPort);
+  }
+
+  /// tcpgo extension: explicit TLS (STARTTLS). Upgrades the plain
+  /// connection, verifying the server as TlsClient does -- by default
+  /// TCP_VERIFY_FULL against the host given to start() or setServerName()
+  /// -- with ca / cert / key as file paths, or PEM text with isPem ("" =
+  /// none; ca "" = the system's CAs). From another thread it waits for the
+  /// handshake and returns 0, CLIENT_ERROR_START_CONNECT_INIT, a start code
+  /// 30..35, TCP_ERR_TIMEOUT or TCP_ERR_NOT_RUNNING. From a worker of this
+  /// client (typically the message worker that got the server's "go
+  /// ahead") it returns 0 at once, the handshake follows the worker's
+  /// return, and its result goes to the worker of setWorkOnTlsUpgrade
+  /// (CLIENT_START_OK, or CLIENT_ERROR_START_CONNECT_INIT followed by the
+  /// error and closed workers).
+  int startTls(const std::string &ca, const std::string &cert = std::string(),
+               const std::string &key = std::string(), const bool isPem = false) {
+    if (!s_) return TCP_ERR_INVALID_ARG;
+    return ::tcp_client_starttls(s_->handle, detail::nullIfEmpty(ca), detail::nullIfEmpty(cert),
+                                 detail::nullIfEmpty(key), isPem ? 1 : 0);
+  }
+
+  /// tcpgo extension: hears the end of a startTls() called from a worker:
+  /// result CLIENT_START_OK or CLIENT_ERROR_START_CONNECT_INIT. When not
+  /// set, the reconnect worker gets it as attempt 0.
+  void setWorkOnTlsUpgrade(std::function<void(const int result)> worker) {
+    if (s_) s_->tlsUpgrade.set(std::move(worker));
   }
 };
 

@@ -25,6 +25,12 @@ class TcpServer : public detail::ServerBase {
             const size_t messageMaxLen = std::numeric_limits<size_t>::max() - 1)
       : ServerBase(delimiter, messageMaxLen) {}
 
+  /// tcpgo extension: any framing (tcp::Framing): length-prefixed, end of
+  /// line, text lines, fixed records, or v2's two. Throws
+  /// std::invalid_argument when the framing's arguments are bad (e.g. a
+  /// 3-byte prefix, an empty end of line, a record longer than maxLen).
+  explicit TcpServer(const Framing &framing) : ServerBase(framing) {}
+
   TcpServer(TcpServer &&) noexcept = default;
   TcpServer &operator=(TcpServer &&) noexcept = default;
   ~TcpServer() override { stop(); }  // closed workers run while *this is whole
@@ -48,6 +54,38 @@ class TcpServer : public detail::ServerBase {
   int startOnFreePort() {
     if (!s_) return TCP_ERR_INVALID_ARG;
     return ::tcp_server_start(s_->handle, 0);
+  }
+
+  // ---- tcpgo extension: explicit TLS (STARTTLS, StartSSL) ----
+
+  /// The TLS material for upgrades with startTls(): ca (client certificates
+  /// must be signed by it; "" = ask for none), cert and key (the server's
+  /// pair; both "" = a self-signed certificate, see
+  /// TlsServer::getCertificatePem), as file paths, or PEM text with isPem.
+  /// Before or after start(). Returns 0 or a start code 30..35.
+  int setStartTls(const std::string &ca, const std::string &cert, const std::string &key,
+                  const bool isPem = false) {
+    if (!s_) return TCP_ERR_INVALID_ARG;
+    return ::tcp_server_set_starttls(s_->handle, detail::nullIfEmpty(ca),
+                                     detail::nullIfEmpty(cert), detail::nullIfEmpty(key),
+                                     isPem ? 1 : 0);
+  }
+
+  /// Upgrades the client's plain connection to TLS: reply (may be empty) is
+  /// sent in plain text first -- the protocol's "go ahead", e.g. "220 Ready
+  /// to start TLS" -- framed like any message, then the server waits for the
+  /// client's handshake. From the message worker of the request, the
+  /// messages already read in the same batch are delivered first and the
+  /// bytes after them go to the handshake. Returns at once: 0,
+  /// TCP_ERR_NO_CLIENT, or TCP_ERR_INVALID_ARG (already TLS, or no
+  /// setStartTls material). When the handshake is done the established
+  /// worker runs again for the same id (getTlsInfo(id)->upgraded is true);
+  /// when it fails, the error worker (TCP_ERR_HANDSHAKE) and the closed
+  /// worker follow. What is sent after this call goes out encrypted.
+  int startTls(const int clientId, std::string_view reply = {}) {
+    if (!s_) return TCP_ERR_INVALID_ARG;
+    return ::tcp_server_starttls(s_->handle, clientId, reply.empty() ? nullptr : reply.data(),
+                                 reply.size());
   }
 };
 

@@ -24,6 +24,10 @@ class TlsClient : public detail::ClientBase {
     init();
   }
 
+  /// tcpgo extension: any framing (see tcp::Framing and
+  /// TcpClient(const Framing &)).
+  explicit TlsClient(const Framing &framing) : ClientBase(framing) { init(); }
+
   TlsClient(TlsClient &&) noexcept = default;
   TlsClient &operator=(TlsClient &&) noexcept = default;
   ~TlsClient() override { stop(); }
@@ -57,11 +61,35 @@ class TlsClient : public detail::ClientBase {
     });
   }
 
-  // tcpgo extension: TCP_VERIFY_CA (the default of this class, as v2: the
-  // server's certificate must be signed by the CA; no host-name check, no
-  // SNI) or TCP_VERIFY_FULL (also checks the host name against the
-  // certificate's subjectAltName, the default of tcpgo's C and Python APIs).
-  int setVerifyMode(const int mode) { return setOption(TCP_OPT_VERIFY_MODE, mode); }
+  // tcpgo extension: setVerifyMode(TCP_VERIFY_CA / TCP_VERIFY_FULL),
+  // setServerName and setSystemCas are in ClientBase; TCP_VERIFY_CA is
+  // this class's default (v2's behaviour).
+
+  /// tcpgo extension: the full check of tcpgo's C and Python clients.
+  /// TlsClient keeps v2's behaviour by default -- the server's certificate
+  /// must be signed by the CA, but its host name is NOT checked, so any
+  /// certificate of that CA is accepted. This turns on TCP_VERIFY_FULL: the
+  /// certificate must also be valid for serverName -- or, when serverName
+  /// is "", for the host given to start() (an IP address is matched against
+  /// the certificate's IP SANs) -- and serverName is sent as SNI. Set
+  /// before start(); returns 0 or a negative TCP_ERR_* code.
+  int setFullVerification(const std::string &serverName = std::string()) {
+    int rc = setOption(TCP_OPT_VERIFY_MODE, TCP_VERIFY_FULL);
+    return rc == 0 ? setServerName(serverName) : rc;
+  }
+
+  /// tcpgo extension: connects with PEM text in memory instead of files:
+  /// caPem ("" = the system's CAs), certPem / keyPem (the client's pair;
+  /// "" = none). Returns as start().
+  int startPem(const std::string &serverIp, const int serverPort, const std::string &caPem,
+               const std::string &certPem = std::string(),
+               const std::string &keyPem = std::string()) {
+    int rc = precheck(serverPort);
+    if (rc != CLIENT_START_OK) return rc;
+    return ::tls_client_start_pem(s_->handle, serverIp.c_str(), serverPort,
+                                  detail::nullIfEmpty(caPem), detail::nullIfEmpty(certPem),
+                                  detail::nullIfEmpty(keyPem));
+  }
 
   // tcpgo extension: lowest TLS version accepted, TCP_TLS_1_2 (default of
   // this class) or TCP_TLS_1_3.

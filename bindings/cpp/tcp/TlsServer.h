@@ -24,6 +24,10 @@ class TlsServer : public detail::ServerBase {
     init();
   }
 
+  /// tcpgo extension: any framing (see tcp::Framing and
+  /// TcpServer(const Framing &)).
+  explicit TlsServer(const Framing &framing) : ServerBase(framing) { init(); }
+
   TlsServer(TlsServer &&) noexcept = default;
   TlsServer &operator=(TlsServer &&) noexcept = default;
   ~TlsServer() override { stop(); }
@@ -91,6 +95,72 @@ class TlsServer : public detail::ServerBase {
   // complete its TLS handshake (default 10000; 0 = no limit).
   int setHandshakeTimeout(const int milliseconds) {
     return setOption(TCP_OPT_CONNECT_TIMEOUT_MS, milliseconds);
+  }
+
+  // ---- tcpgo extensions: certificates from memory, self-signed, SNI,
+  // reload. (Certificate worker, getTlsInfo and the TLS options --
+  // setTlsMaxVersion, setTlsCipherSuites, setAlpn, setTlsKeyLogFile,
+  // setTlsResumption -- are shared with TcpServer, see ServerBase.) ----
+
+  /// Starts with PEM text in memory instead of files. caPem: the CAs client
+  /// certificates must be signed by ("" = ask for no client certificate,
+  /// unless a certificate worker is set -- unlike start(), no CA is needed
+  /// whatever setRequireClientCert says). certPem (optionally followed by
+  /// its chain) and keyPem: the server's pair; both "" = a self-signed
+  /// certificate (see startSelfSigned). port 0 = a port the system picks
+  /// (getPort()). Returns SERVER_START_OK or a start code (33..35 for bad
+  /// PEM, 40..43 for the socket); -1 when running.
+  int startPem(const int port, const std::string &caPem, const std::string &certPem,
+               const std::string &keyPem) {
+    if (!s_) return TCP_ERR_INVALID_ARG;
+    if (isRunning()) return TCP_ERR_ALREADY_RUNNING;
+    if (port < 0 || port > 65535) return SERVER_ERROR_START_WRONG_PORT;
+    return ::tls_server_start_pem(s_->handle, port, detail::nullIfEmpty(caPem),
+                                  detail::nullIfEmpty(certPem), detail::nullIfEmpty(keyPem));
+  }
+
+  /// Starts with a self-signed ECDSA P-256 certificate made now, valid for
+  /// a year for "localhost", 127.0.0.1 and ::1 (or for the bind address
+  /// when bound to another one), as the tutorials' servers do. Clients
+  /// trust it with getCertificatePem() as their CA, or with a certificate
+  /// worker that pins it. caPem as startPem's.
+  int startSelfSigned(const int port, const std::string &caPem = std::string()) {
+    return startPem(port, caPem, std::string(), std::string());
+  }
+
+  /// The server's default certificate (with its chain) in PEM: the one of
+  /// the last start or reloadCertificate -- e.g. the self-signed one. ""
+  /// before the first start.
+  std::string getCertificatePem() const {
+    if (!s_) return std::string();
+    return detail::fetchString([&](char *buf, size_t len) {
+      return ::tcp_server_tls_certificate(s_->handle, buf, len);
+    });
+  }
+
+  /// SNI: serve cert/key (file paths, or PEM text with isPem) to clients
+  /// that ask for host -- a name, or "*.example.com" for the names one
+  /// label below example.com. The pair of the start serves every other
+  /// name. Replaces an earlier pair for the same host. Any time, before or
+  /// after start(); kept across restarts. Returns 0, a start code
+  /// 31/32/34/35 for the pair, or TCP_ERR_INVALID_ARG for a bad host.
+  int addCertificate(const std::string &host, const std::string &cert, const std::string &key,
+                     const bool isPem = false) {
+    if (!s_) return TCP_ERR_INVALID_ARG;
+    return ::tcp_server_add_cert(s_->handle, host.c_str(), cert.c_str(), key.c_str(),
+                                 isPem ? 1 : 0);
+  }
+
+  /// Replaces the default certificate and key of the running server without
+  /// a restart: new handshakes use the new pair, connections already up
+  /// keep theirs. File paths, or PEM text with isPem; both "" = a new
+  /// self-signed certificate. Nothing changes on failure. Returns 0, a start
+  /// code 31..35, or TCP_ERR_NOT_RUNNING.
+  int reloadCertificate(const std::string &cert, const std::string &key,
+                        const bool isPem = false) {
+    if (!s_) return TCP_ERR_INVALID_ARG;
+    return ::tcp_server_reload_cert(s_->handle, detail::nullIfEmpty(cert),
+                                    detail::nullIfEmpty(key), isPem ? 1 : 0);
   }
 
  private:

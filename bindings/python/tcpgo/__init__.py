@@ -32,15 +32,20 @@ from . import _lib
 
 _lib.locate()  # ImportError now (not at first use) when the library is missing
 
-from ._core import Nid, stop_all, strerror  # noqa: E402
+from ._core import (CloseReason, ConnStats, Nid, ProxyMode, ServerStats, stop_all,  # noqa: E402
+                    strerror)
 from .client import TcpClient, TlsClient  # noqa: E402
 from .errors import (AddressNotAvailableError, CertificateError, ConnectError,  # noqa: E402
                      ConnectionClosedError, ConnectRefusedError, ConnectTimeoutError, Error,
                      ErrorCode, ForkError, HandshakeError, InvalidPortError, NoClientError,
                      NotRunningError, PeerError, PortInUseError, SendError, SocketError,
                      StartCode, StartError, TlsConfigError)
-from .server import TcpServer, TlsServer  # noqa: E402
-from .util import CertPaths, generate_certs, library_path, library_version, request  # noqa: E402
+from .framing import Delimiter, Framing, LengthPrefixed, Lines, MessagePart, Records  # noqa: E402
+from .sending import FileTransfer  # noqa: E402
+from .tls import CertInfo, CertResult, TlsInfo  # noqa: E402
+from .server import BaseConnection, Connection, TcpServer, TlsServer  # noqa: E402
+from .util import (CertPaths, generate_certs, library_path, library_version,  # noqa: E402
+                   raise_fd_limit, request)
 
 __version__ = "0.1.0"
 
@@ -52,4 +57,8 @@ __all__ = [
     "ConnectTimeoutError", "HandshakeError", "SendError", "NotRunningError", "NoClientError",
     "ConnectionClosedError", "PeerError", "ForkError", "stop_all", "strerror",
     "library_version", "library_path", "__version__",
+    "Connection", "BaseConnection", "CloseReason", "ServerStats", "ConnStats", "ProxyMode",
+    "raise_fd_limit",
+    "Framing", "LengthPrefixed", "Delimiter", "Lines", "Records", "MessagePart", "FileTransfer",
+    "CertInfo", "CertResult", "TlsInfo",
 ]

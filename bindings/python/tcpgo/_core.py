@@ -25,6 +25,7 @@ from typing import (Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, T
 
 from . import _lib
 from .errors import Error, ErrorCode, NotRunningError, PeerError, SendError, StartError
+from .framing import Framing
 
 logger = logging.getLogger("tcpgo")
 
@@ -68,8 +69,18 @@ OPT_RECONNECT_MIN_MS = 25
 OPT_RECONNECT_MAX_MS = 26
 OPT_CLOSE_ON_EOF = 27
 OPT_PROXY_PROTOCOL = 28
+OPT_TLS_MAX_VERSION = 29
+OPT_TLS_RESUMPTION = 30
+OPT_TLS_SYSTEM_CAS = 31
 OPT_BIND_ADDRESS = 100
 OPT_PROXY_TRUSTED = 101
+OPT_TLS_CIPHER_SUITES = 102
+OPT_TLS_ALPN = 103
+OPT_TLS_SERVER_NAME = 104
+OPT_TLS_KEYLOG_FILE = 105
+
+#: TCP_MSG_PARTIAL in a message event's code: a part of an overlong message.
+MSG_PARTIAL = 1
 
 POLL_TIMEOUT_MS = 50
 INITIAL_POLL_BUFFER = 256 * 1024
@@ -726,7 +737,14 @@ class Endpoint:
 
         ``max_len`` is passed to the library as given (0: its default)."""
         L = _lib.lib()
-        if self._delimiter is None:
+        framing = getattr(self, "_framing", None)
+        if framing is not None:
+            need(self._new_name + "_records")  # a library that knows the framings
+            ptr = framing._new(L, self._new_name.split("_")[1])
+            if not ptr:
+                raise ValueError(f"{framing!r} not accepted by the library: "
+                                 + (thread_error_text() or "invalid argument"))
+        elif self._delimiter is None:
             ptr = getattr(L, self._new_name)()
         else:
             ptr = getattr(L, self._new_name + "_fragmented")(self._delimiter, max_len)
@@ -738,6 +756,32 @@ class Endpoint:
         self._finalizer.atexit = False
         self._set_option(OPT_EVENT_QUEUE, 1)
         self._set_option(OPT_NODELAY, 1 if nodelay else 0)
+
+    def _choose_framing(self, delimiter: Union[bytes, str, int, None], max_len: int,
+                        framing: Optional[Framing]) -> None:
+        """v2's framing (``delimiter``/``max_len``) or a :mod:`tcpgo.framing` object."""
+        self._framing: Optional[Framing] = None
+        self._send_check: Optional[Callable[[bytes], None]] = None
+        if framing is None:
+            self._set_framing(delimiter, max_len)
+            return
+        if not isinstance(framing, Framing):
+            raise TypeError("framing must be a tcpgo framing (tcpgo.LengthPrefixed, "
+                            f"tcpgo.Delimiter, tcpgo.Lines, tcpgo.Records), not "
+                            f"{type(framing).__name__}")
+        if delimiter is not None or max_len:
+            raise ValueError("give either framing= or delimiter/max_len, not both "
+                             "(the framing has its own max_len)")
+        self._framing = framing
+        self._delimiter = None
+        self._max_len = framing.effective_max_len
+        self._send_check = framing._send_check()
+
+    def _framing_name(self) -> str:
+        f = self._framing
+        if f is not None:
+            return repr(f)
+        return "continuous" if self._delimiter is None else f"delimiter={self._delimiter!r}"
 
     def _set_queue_options(self, send_queue_limit: Optional[int],
                            event_queue_limit: Optional[int], linger: Optional[float]) -> None:
@@ -800,17 +844,17 @@ class Endpoint:
 
     def _handler_failed(self, event: str, exc: BaseException, *args: Any) -> None:
         """A user handler raised: log it and pass it to on_error (never re-raise)."""
-        logger.error("tcpgo: exception in %s handler of %r", event, self, exc_info=exc)
+        logger.error("exception in %s handler of %r", event, self, exc_info=exc)
         h = self._on_error
         if h is not None and event != "on_error":
             try:
                 h(*args, exc)
             except BaseException as e2:  # as for every handler: never kill the dispatcher
-                logger.error("tcpgo: exception in on_error handler of %r", self, exc_info=e2)
+                logger.error("exception in on_error handler of %r", self, exc_info=e2)
 
     def _peer_error(self, code: int, text: str, client_id: int, *args: Any) -> None:
         err = PeerError(code, text, client_id)
-        logger.info("tcpgo: %r: %s (%s, client %d)", self, text, err.code, client_id)
+        logger.info("%r: %s (%s, client %d)", self, text, err.code, client_id)
         h = self._on_error
         if h is not None:
             try:
@@ -894,6 +938,9 @@ class Endpoint:
                 raise ValueError(f"message contains the delimiter {d!r}")
             if len(data) > self._max_len:
                 raise ValueError(f"message of {len(data)} bytes exceeds max_len {self._max_len}")
+        check = getattr(self, "_send_check", None)
+        if check is not None:
+            check(data)
 
     def _send_failure_reason(self, data: bytes) -> str:
         """After the library refused ``data``: raise for the causes servers and

@@ -18,8 +18,10 @@ Search order:
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
+import logging
 import os
 import threading
 from ctypes import POINTER, c_char, c_char_p, c_int, c_longlong, c_size_t, c_void_p
@@ -114,6 +116,36 @@ def locate() -> str:
 
 #: tcp_accept_fn: int (*)(void *user_data, const char *ip, int port, int local_port)
 ACCEPT_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_int, c_int)
+#: tcp_file_progress_fn: void (*)(void *user_data, int client_id, long long sent,
+#: long long total, int status)
+PROGRESS_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_longlong, c_longlong, c_int)
+#: tcp_log_fn: void (*)(void *user_data, int level, const char *msg)
+LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
+
+class CIovec(ctypes.Structure):
+    """struct tcp_iovec"""
+
+    _fields_ = [("base", c_void_p), ("len", c_size_t)]
+
+
+class CCertInfo(ctypes.Structure):
+    """struct tcp_cert_info (what a certificate callback sees)"""
+
+    _fields_ = [("client_id", c_int), ("result", c_int), ("error", c_char_p),
+                ("cert_pem", c_char_p), ("chain_pem", c_char_p), ("subject", c_char_p),
+                ("issuer", c_char_p), ("server_name", c_char_p)]
+
+
+class CTlsInfo(ctypes.Structure):
+    """struct tcp_tls_info"""
+
+    _fields_ = [("version", c_int), ("cipher_suite", c_int), ("resumed", c_int),
+                ("upgraded", c_int), ("verify_result", c_int), ("has_peer_cert", c_int)]
+
+
+#: tcp_cert_check_fn: int (*)(void *user_data, const tcp_cert_info *info)
+CERT_FN = ctypes.CFUNCTYPE(c_int, c_void_p, POINTER(CCertInfo))
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -193,6 +225,41 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tcp_client_resume": (i, [vp]),
         "tcp_client_conn_stats": (i, [vp, vp, sz]),
         "tcp_server_proxy_tlv": (i, [vp, i, i, cp, sz]),
+        # framings (issue 11)
+        "tcp_server_new_length_prefixed": (vp, [i, i, sz]),
+        "tcp_server_new_eol": (vp, [cp, sz, sz, i]),
+        "tcp_server_new_lines": (vp, [cp, sz, i]),
+        "tcp_server_new_records": (vp, [sz, sz]),
+        "tcp_server_set_record_length": (i, [vp, i, sz]),
+        "tcp_client_new_length_prefixed": (vp, [i, i, sz]),
+        "tcp_client_new_eol": (vp, [cp, sz, sz, i]),
+        "tcp_client_new_lines": (vp, [cp, sz, i]),
+        "tcp_client_new_records": (vp, [sz, sz]),
+        "tcp_client_set_record_length": (i, [vp, sz]),
+        # sending
+        "tcp_server_send_file": (i, [vp, i, cp, c_longlong, c_longlong, PROGRESS_FN, vp]),
+        "tcp_server_sendv": (i, [vp, i, POINTER(CIovec), i]),
+        "tcp_server_send_line": (i, [vp, i, cp]),
+        "tcp_client_send_file": (i, [vp, cp, c_longlong, c_longlong, PROGRESS_FN, vp]),
+        "tcp_client_sendv": (i, [vp, POINTER(CIovec), i]),
+        "tcp_client_send_line": (i, [vp, cp]),
+        # logging
+        "tcp_set_log": (None, [LOG_FN, vp, i]),
+        # TLS settings and information
+        "tls_server_start_pem": (i, [vp, i, cp, cp, cp]),
+        "tls_client_start_pem": (i, [vp, cp, i, cp, cp, cp]),
+        "tcp_server_tls_certificate": (i, [vp, cp, sz]),
+        "tcp_server_set_on_cert": (None, [vp, CERT_FN, vp]),
+        "tcp_client_set_on_cert": (None, [vp, CERT_FN, vp]),
+        "tcp_server_tls_info": (i, [vp, i, POINTER(CTlsInfo), sz]),
+        "tcp_client_tls_info": (i, [vp, POINTER(CTlsInfo), sz]),
+        "tcp_server_tls_str": (i, [vp, i, i, cp, sz]),
+        "tcp_client_tls_str": (i, [vp, i, cp, sz]),
+        "tcp_server_add_cert": (i, [vp, cp, cp, cp, i]),
+        "tcp_server_reload_cert": (i, [vp, cp, cp, i]),
+        "tcp_server_set_starttls": (i, [vp, cp, cp, cp, i]),
+        "tcp_server_starttls": (i, [vp, i, cp, sz]),
+        "tcp_client_starttls": (i, [vp, cp, cp, cp, i]),
     }
     for name, (res, args) in optional.items():
         try:
@@ -228,8 +295,11 @@ def _check_failures(lib: ctypes.CDLL) -> None:
         failed.errno = errno_fn()
         return failed
 
-    for name in ("tcp_server_start", "tls_server_start", "tcp_client_start", "tls_client_start"):
-        getattr(lib, name).errcheck = start_checked
+    for name in ("tcp_server_start", "tls_server_start", "tcp_client_start", "tls_client_start",
+                 "tls_server_start_pem", "tls_client_start_pem", "tcp_client_starttls"):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.errcheck = start_checked
 
 
 def thread_error() -> "tuple[int, int, str]":
@@ -282,7 +352,53 @@ def _load() -> ctypes.CDLL:
                               "is it an older libtcpserver.so?") from e
         _load_pid = os.getpid()
         _lib = L
+        _forward_log(L)
         return L
+
+
+# Library log levels (enum tcp_log_level) -> logging levels.
+_LOG_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
+_log_fn: Any = None  # the ctypes callback, alive while the library may call it
+
+
+def _log_line(_user: Any, level: int, msg: Optional[bytes]) -> None:
+    """tcp_log_fn: a library log line to the "tcpgo" logger (any library thread)."""
+    try:
+        if _exiting:
+            return
+        lvl = _LOG_LEVELS.get(level, logging.INFO)
+        log = logging.getLogger("tcpgo")
+        if log.isEnabledFor(lvl):
+            log.log(lvl, "%s", msg.decode("utf-8", "replace") if msg else "")
+    except BaseException:  # never unwind into the library
+        pass
+
+
+_exiting = False
+
+
+def _stop_log() -> None:
+    global _exiting
+    _exiting = True
+    L = _lib
+    if L is not None and _log_fn is not None and not forked():
+        try:
+            L.tcp_set_log(LOG_FN(0), None, 0)
+        except Exception:  # pragma: no cover
+            pass
+
+
+def _forward_log(L: Any) -> None:
+    """Send the library's log lines (tcp_set_log) to the logger "tcpgo", at
+    every level: the logger's own level decides what is kept. Not when the
+    environment variable TCPGO_LOG is set: the library then prints to stderr
+    itself, as documented in tcpgo.h."""
+    global _log_fn
+    if os.environ.get("TCPGO_LOG") or not hasattr(L, "tcp_set_log"):
+        return
+    _log_fn = LOG_FN(_log_line)
+    L.tcp_set_log(_log_fn, None, 4)
+    atexit.register(_stop_log)
 
 
 def check_fork() -> None:

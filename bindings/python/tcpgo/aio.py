@@ -50,15 +50,19 @@ import logging
 import os
 import threading
 import weakref
-from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, List, Optional, Set,
-                    Tuple, Union)
+from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, List, Optional,
+                    Sequence, Set, Tuple, Union)
 
 from . import _core
 from ._core import (EV_CLOSED, EV_CONNECT, EV_ERROR, EV_ESTABLISHED, EV_MESSAGE, EV_READY,
                     ArityCache, CloseReason, ConnStats, Data, F, ServerStats, as_bytes,
                     parse_events)
 from . import client as _client
+from . import framing as _framing
 from . import server as _server
+from . import tls as _tls
+from .framing import MessagePart
+from .sending import FileTransfer, ProgressHandler
 from .errors import ConnectionClosedError, NotRunningError, PeerError, StartError
 
 __all__ = ["TcpServer", "TlsServer", "Client", "Connection", "connect"]
@@ -288,6 +292,17 @@ class _AioBase:
         self._bridge: Optional[_Bridge] = None
         self._drained: Optional[asyncio.Event] = None
 
+    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop (from a library thread: file progress)."""
+        loop = self._loop
+        if loop is None:
+            fn(*args)
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed
+            pass
+
     def _spawn(self, coro: Any) -> None:
         assert self._loop is not None
         t = self._loop.create_task(coro)
@@ -417,16 +432,61 @@ class TcpServer(_AioBase):
 
     _sync_class = _server.TcpServer
 
-    def __init__(self, delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+    def __init__(self, delimiter: Union[bytes, str, int, None] = None,
+                 max_len: int = 0,
+                 *,
+                 framing: Optional[_framing.Framing] = None,
+                 host: str = '',
                  on_message: Optional[Callable[..., Any]] = None,
                  on_established: Optional[Callable[..., Any]] = None,
                  on_closed: Optional[Callable[..., Any]] = None,
                  on_error: Optional[Callable[..., Any]] = None,
                  on_ready: Optional[Callable[..., Any]] = None,
-                 **options: Any) -> None:
-        super().__init__()
-        self._srv = self._make(delimiter, max_len, options)
+                 on_accept: Optional[_server.AcceptHandler] = None,
+                 nodelay: bool = True,
+                 reuse_port: bool = False,
+                 send_queue_limit: Optional[int] = None,
+                 event_queue_limit: Optional[int] = None,
+                 linger: Optional[float] = None,
+                 batch_sends: bool = True,
+                 memory_budget: Optional[int] = None,
+                 max_connections: Optional[int] = None,
+                 idle_timeout: Optional[float] = None,
+                 message_timeout: Optional[float] = None,
+                 write_timeout: Optional[float] = None,
+                 handshake_timeout: Optional[float] = None,
+                 keepalive: Optional[bool] = None,
+                 keepalive_idle: Optional[float] = None,
+                 keepalive_interval: Optional[float] = None,
+                 keepalive_count: Optional[int] = None,
+                 backlog: Optional[int] = None,
+                 ipv6_only: Optional[bool] = None,
+                 close_on_eof: Optional[bool] = None,
+                 send_low_water: Optional[int] = None,
+                 callback_threads: Optional[int] = None,
+                 proxy_protocol: Union[_core.ProxyMode, str, int, None] = None,
+                 proxy_trusted: _server.AddressList = None,
+                 allowed: _server.AddressList = None,
+                 blocked: _server.AddressList = None,
+                 on_cert: Optional[_tls.CertHandler] = None,
+                 min_tls_version: _server.TlsVersion = None,
+                 max_tls_version: _server.TlsVersion = None,
+                 cipher_suites: _server.Names = None,
+                 alpn: _server.Names = None,
+                 key_log_file: Optional[_server.PathLike] = None,
+                 resumption: Optional[bool] = None) -> None:
+        options = _keywords(locals(), "delimiter", "max_len", *_SERVER_HANDLERS)
+        self._setup(_server.TcpServer(delimiter, max_len, **options), on_message, on_established,
+                    on_closed, on_error, on_ready)
+
+    def _setup(self, srv: _server.TcpServer, on_message: Optional[Callable[..., Any]],
+               on_established: Optional[Callable[..., Any]],
+               on_closed: Optional[Callable[..., Any]], on_error: Optional[Callable[..., Any]],
+               on_ready: Optional[Callable[..., Any]]) -> None:
+        _AioBase.__init__(self)
+        self._srv = srv
         self._srv._connection_class = Connection
+        self._srv._progress_call = self._call_soon
         self._on_message_h = on_message
         self._on_established_h = on_established
         self._on_closed_h = on_closed
@@ -439,9 +499,6 @@ class TcpServer(_AioBase):
 
     def _batched_send_failed(self, client_id: int, err: BaseException) -> None:
         self._report_error((client_id,), err)
-
-    def _make(self, delimiter: Any, max_len: int, options: Dict[str, Any]) -> _server.TcpServer:
-        return _server.TcpServer(delimiter, max_len, **options)
 
     def on_message(self, handler: F) -> F:
         """Register ``handler(client_id, data)`` (may be ``async``); usable as a decorator."""
@@ -616,6 +673,55 @@ class TcpServer(_AioBase):
         """The underlying synchronous server object."""
         return self._srv
 
+    @property
+    def framing(self) -> Optional[_framing.Framing]:
+        """The framing given at creation (see :attr:`tcpgo.TcpServer.framing`)."""
+        return self._srv.framing
+
+    def send_file(self, client_id: int, path: _server.PathLike, offset: int = 0,
+                  length: Optional[int] = None, *,
+                  progress: Optional[ProgressHandler] = None) -> FileTransfer:
+        """Queue a file for a client (see :meth:`tcpgo.TcpServer.send_file`);
+        ``await`` the returned :class:`tcpgo.FileTransfer` to wait until it was
+        written. ``progress(sent, total)`` runs on the loop."""
+        return self._srv.send_file(client_id, path, offset, length, progress=progress)
+
+    def sendv(self, client_id: int, buffers: Sequence[Data]) -> None:
+        """Queue several buffers as one message; see :meth:`tcpgo.TcpServer.sendv`."""
+        self._srv.sendv(client_id, buffers)
+
+    def send_line(self, client_id: int, line: Data) -> None:
+        """Queue one line; see :meth:`tcpgo.TcpServer.send_line`."""
+        self._srv.send_line(client_id, line)
+
+    def set_record_length(self, client_id: int, length: int) -> None:
+        """See :meth:`tcpgo.TcpServer.set_record_length`."""
+        self._srv.set_record_length(client_id, length)
+
+    def on_cert(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(info) -> bool`` (a plain function, run on a library
+        thread during the handshake); see :meth:`tcpgo.TcpServer.on_cert`."""
+        return self._srv.on_cert(handler)
+
+    def tls_info(self, client_id: int) -> Optional[_tls.TlsInfo]:
+        """See :meth:`tcpgo.TcpServer.tls_info`."""
+        return self._srv.tls_info(client_id)
+
+    def set_starttls(self, cert: Optional[_tls.CertSource] = None,
+                     key: Optional[_tls.CertSource] = None,
+                     ca: Optional[_tls.CertSource] = None) -> None:
+        """The certificate for STARTTLS upgrades; see :meth:`tcpgo.TcpServer.set_starttls`."""
+        self._srv.set_starttls(cert, key, ca)
+
+    def starttls(self, client_id: int, reply: Optional[Data] = None) -> None:
+        """Upgrade a plain connection to TLS; see :meth:`tcpgo.TcpServer.starttls`."""
+        self._srv.starttls(client_id, reply)
+
+    @property
+    def certificate_pem(self) -> Optional[str]:
+        """See :attr:`tcpgo.TcpServer.certificate_pem`."""
+        return self._srv.certificate_pem
+
     def _on_events(self, events: list) -> None:
         # Sends made by plain handlers while this batch is handled are queued
         # with one library call at its end (as the synchronous server does);
@@ -639,7 +745,7 @@ class TcpServer(_AioBase):
                     conn = objects.get(cid)
                     if conn is None:
                         conn = srv._conn_open(cid)
-                    seq.push(h, (conn, payload), "on_message")
+                    seq.push(h, (conn, MessagePart(payload) if code else payload), "on_message")
             elif kind == EV_ESTABLISHED:
                 conn = srv._conn_open(cid)
                 h = self._on_established_h
@@ -670,18 +776,28 @@ class TlsServer(TcpServer):
     :class:`tcpgo.TcpServer` for the arguments (every one is spelled out here
     for type checkers)."""
 
-    def __init__(self, cert: _server.PathLike, key: _server.PathLike,
-                 ca: Optional[_server.PathLike] = None,
-                 delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+    def __init__(self, cert: Optional[_tls.CertSource] = None,
+                 key: Optional[_tls.CertSource] = None,
+                 ca: Optional[_tls.CertSource] = None,
+                 delimiter: Union[bytes, str, int, None] = None,
+                 max_len: int = 0,
+                 *,
+                 framing: Optional[_framing.Framing] = None,
                  require_client_cert: bool = True,
-                 min_tls_version: Union[str, int, None] = None,
+                 on_cert: Optional[_tls.CertHandler] = None,
+                 min_tls_version: _server.TlsVersion = None,
+                 max_tls_version: _server.TlsVersion = None,
+                 cipher_suites: _server.Names = None,
+                 alpn: _server.Names = None,
+                 key_log_file: Optional[_server.PathLike] = None,
+                 resumption: Optional[bool] = None,
                  handshake_timeout: Optional[float] = None,
+                 host: str = '',
                  on_message: Optional[Callable[..., Any]] = None,
                  on_established: Optional[Callable[..., Any]] = None,
                  on_closed: Optional[Callable[..., Any]] = None,
                  on_error: Optional[Callable[..., Any]] = None,
                  on_ready: Optional[Callable[..., Any]] = None,
-                 host: str = "",
                  on_accept: Optional[_server.AcceptHandler] = None,
                  nodelay: bool = True,
                  reuse_port: bool = False,
@@ -707,13 +823,19 @@ class TlsServer(TcpServer):
                  proxy_trusted: _server.AddressList = None,
                  allowed: _server.AddressList = None,
                  blocked: _server.AddressList = None) -> None:
-        options = _keywords(locals(), "cert", "key", "ca", "delimiter", "max_len")
-        self._tls_args = (cert, key, ca)
-        super().__init__(delimiter, max_len, **options)
+        options = _keywords(locals(), "cert", "key", "ca", "delimiter", "max_len",
+                            *_SERVER_HANDLERS)
+        self._setup(_server.TlsServer(cert, key, ca, delimiter, max_len, **options), on_message,
+                    on_established, on_closed, on_error, on_ready)
 
-    def _make(self, delimiter: Any, max_len: int, options: Dict[str, Any]) -> _server.TcpServer:
-        cert, key, ca = self._tls_args
-        return _server.TlsServer(cert, key, ca, delimiter, max_len, **options)
+    def add_cert(self, host: str, cert: _tls.CertSource, key: _tls.CertSource) -> None:
+        """Serve another certificate by SNI; see :meth:`tcpgo.TlsServer.add_cert`."""
+        self._srv.add_cert(host, cert, key)  # type: ignore[attr-defined]
+
+    def reload_cert(self, cert: Optional[_tls.CertSource] = None,
+                    key: Optional[_tls.CertSource] = None) -> None:
+        """Replace the certificate without a restart; see :meth:`tcpgo.TlsServer.reload_cert`."""
+        self._srv.reload_cert(cert, key)  # type: ignore[attr-defined]
 
     def peer_subject(self, client_id: int) -> Dict[str, str]:
         return self._srv.peer_subject(client_id)  # type: ignore[attr-defined]
@@ -738,24 +860,60 @@ class Client(_AioBase):
     send may be retried -- the same as a server's :class:`Connection`.
     """
 
-    def __init__(self, delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
-                 tls: bool = False, ca: Optional[_server.PathLike] = None,
-                 cert: Optional[_server.PathLike] = None,
-                 key: Optional[_server.PathLike] = None, verify: str = "full",
+    def __init__(self, delimiter: Union[bytes, str, int, None] = None,
+                 max_len: int = 0,
+                 *,
+                 framing: Optional[_framing.Framing] = None,
+                 tls: bool = False,
+                 ca: Optional[_tls.CertSource] = None,
+                 cert: Optional[_tls.CertSource] = None,
+                 key: Optional[_tls.CertSource] = None,
+                 verify: str = 'full',
+                 server_name: Optional[str] = None,
+                 system_cas: Optional[bool] = None,
+                 on_cert: Optional[_tls.CertHandler] = None,
+                 min_tls_version: _server.TlsVersion = None,
+                 max_tls_version: _server.TlsVersion = None,
+                 cipher_suites: _server.Names = None,
+                 alpn: _server.Names = None,
+                 key_log_file: Optional[_server.PathLike] = None,
+                 resumption: Optional[bool] = None,
                  on_message: Optional[Callable[..., Any]] = None,
                  on_closed: Optional[Callable[..., Any]] = None,
                  on_error: Optional[Callable[..., Any]] = None,
                  on_ready: Optional[Callable[..., Any]] = None,
                  on_connect: Optional[Callable[..., Any]] = None,
-                 **options: Any) -> None:
+                 connect_timeout: Optional[float] = None,
+                 nodelay: bool = True,
+                 send_queue_limit: Optional[int] = None,
+                 event_queue_limit: Optional[int] = None,
+                 linger: Optional[float] = None,
+                 reconnect: bool = False,
+                 reconnect_min: Optional[float] = None,
+                 reconnect_max: Optional[float] = None,
+                 local_address: Optional[str] = None,
+                 idle_timeout: Optional[float] = None,
+                 message_timeout: Optional[float] = None,
+                 write_timeout: Optional[float] = None,
+                 keepalive: Optional[bool] = None,
+                 keepalive_idle: Optional[float] = None,
+                 keepalive_interval: Optional[float] = None,
+                 keepalive_count: Optional[int] = None,
+                 close_on_eof: Optional[bool] = None,
+                 send_low_water: Optional[int] = None,
+                 callback_threads: Optional[int] = None) -> None:
+        options = _keywords(locals(), "delimiter", "max_len", "tls", "ca", "cert", "key",
+                            *_CLIENT_HANDLERS)
         super().__init__()
         if tls:
             self._cli: _client.TcpClient = _client.TlsClient(ca, cert, key, delimiter, max_len,
-                                                             verify=verify, **options)
+                                                             **options)
         else:
             if ca is not None or cert is not None or key is not None:
-                raise ValueError("ca/cert/key given without tls=True")
+                raise ValueError("ca/cert/key given without tls=True (for STARTTLS, give them "
+                                 "to starttls())")
             self._cli = _client.TcpClient(delimiter, max_len, **options)
+        self._cli._progress_call = self._call_soon
         self._on_message_h = on_message
         self._on_closed_h = on_closed
         self._on_ready_h = on_ready
@@ -919,6 +1077,47 @@ class Client(_AioBase):
     def server_subject_part(self, field: Union[str, int]) -> Optional[str]:
         return self._cli.server_subject_part(field)  # type: ignore[attr-defined]
 
+    @property
+    def framing(self) -> Optional[_framing.Framing]:
+        """The framing given at creation."""
+        return self._cli.framing
+
+    def send_file(self, path: _server.PathLike, offset: int = 0, length: Optional[int] = None,
+                  *, progress: Optional[ProgressHandler] = None) -> FileTransfer:
+        """Queue a file as one message (see :meth:`tcpgo.TcpClient.send_file`);
+        ``await`` the returned :class:`tcpgo.FileTransfer` to wait until it was
+        written. ``progress(sent, total)`` runs on the loop."""
+        return self._cli.send_file(path, offset, length, progress=progress)
+
+    def sendv(self, buffers: Sequence[Data]) -> None:
+        """Queue several buffers as one message (never waits for back-pressure)."""
+        self._cli.sendv(buffers)
+
+    def send_line(self, line: Data) -> None:
+        """Queue one line; see :meth:`tcpgo.TcpServer.send_line`."""
+        self._cli.send_line(line)
+
+    def set_record_length(self, length: int) -> None:
+        """See :meth:`tcpgo.TcpClient.set_record_length`."""
+        self._cli.set_record_length(length)
+
+    def on_cert(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(info) -> bool`` (a plain function, run on a library
+        thread during the handshake); see :meth:`tcpgo.TcpClient.on_cert`."""
+        return self._cli.on_cert(handler)
+
+    def tls_info(self) -> Optional[_tls.TlsInfo]:
+        """See :meth:`tcpgo.TcpClient.tls_info`."""
+        return self._cli.tls_info()
+
+    async def starttls(self, ca: Optional[_tls.CertSource] = None,
+                       cert: Optional[_tls.CertSource] = None,
+                       key: Optional[_tls.CertSource] = None) -> None:
+        """Upgrade the plain connection to TLS (in a worker thread); see
+        :meth:`tcpgo.TcpClient.starttls`."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._cli.starttls, ca, cert, key)
+
     def __repr__(self) -> str:
         return f"<tcpgo.aio.Client wrapping {self._cli!r}>"
 
@@ -934,6 +1133,8 @@ class Client(_AioBase):
         cli = self._cli
         for kind, cid, code, payload in events:
             if kind == EV_MESSAGE:
+                if code:
+                    payload = MessagePart(payload)
                 h = self._on_message_h
                 if h is not None:
                     seq.push(h, (payload,), "on_message")
@@ -968,24 +1169,38 @@ class Client(_AioBase):
                     seq.push(h, (err,), "on_error")
 
 
+_SERVER_HANDLERS = ("on_message", "on_established", "on_closed", "on_error", "on_ready")
+_CLIENT_HANDLERS = ("on_message", "on_closed", "on_error", "on_ready", "on_connect")
+
+
 def _keywords(scope: Dict[str, Any], *leave_out: str) -> Dict[str, Any]:
     """The arguments of the calling function, from its ``locals()`` taken first thing."""
     return {k: v for k, v in scope.items() if k not in leave_out and k not in ("self", "__class__")}
 
 
 async def connect(host: str, port: int, delimiter: Union[bytes, str, int, None] = None,
-                  max_len: int = 0, *,
+                  max_len: int = 0,
+                  *,
+                  framing: Optional[_framing.Framing] = None,
                   tls: bool = False,
-                  ca: Optional[_server.PathLike] = None,
-                  cert: Optional[_server.PathLike] = None,
-                  key: Optional[_server.PathLike] = None,
-                  verify: str = "full",
+                  ca: Optional[_tls.CertSource] = None,
+                  cert: Optional[_tls.CertSource] = None,
+                  key: Optional[_tls.CertSource] = None,
+                  verify: str = 'full',
+                  server_name: Optional[str] = None,
+                  system_cas: Optional[bool] = None,
+                  on_cert: Optional[_tls.CertHandler] = None,
+                  min_tls_version: _server.TlsVersion = None,
+                  max_tls_version: _server.TlsVersion = None,
+                  cipher_suites: _server.Names = None,
+                  alpn: _server.Names = None,
+                  key_log_file: Optional[_server.PathLike] = None,
+                  resumption: Optional[bool] = None,
                   on_message: Optional[Callable[..., Any]] = None,
                   on_closed: Optional[Callable[..., Any]] = None,
                   on_error: Optional[Callable[..., Any]] = None,
                   on_ready: Optional[Callable[..., Any]] = None,
                   on_connect: Optional[Callable[..., Any]] = None,
-                  min_tls_version: Union[str, int, None] = None,
                   connect_timeout: Optional[float] = None,
                   nodelay: bool = True,
                   send_queue_limit: Optional[int] = None,
@@ -1007,8 +1222,8 @@ async def connect(host: str, port: int, delimiter: Union[bytes, str, int, None] 
                   callback_threads: Optional[int] = None) -> Client:
     """Create a :class:`Client` and connect it.
 
-    The keyword arguments are those of :class:`Client` and :class:`tcpgo.TcpClient`
-    (``min_tls_version`` those of :class:`tcpgo.TlsClient`)::
+    The keyword arguments are those of :class:`Client`, :class:`tcpgo.TcpClient`
+    and :class:`tcpgo.TlsClient`::
 
         client = await tcpgo.aio.connect("127.0.0.1", port, delimiter="\\n")
         await client.send(b"ping")
@@ -1016,8 +1231,6 @@ async def connect(host: str, port: int, delimiter: Union[bytes, str, int, None] 
         await client.close()
     """
     options = _keywords(locals(), "host", "port")
-    if min_tls_version is None:  # an option of TlsClient only
-        del options["min_tls_version"]
     client = Client(**options)
     try:
         return await client.connect(host, port)

@@ -7,7 +7,7 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Union
 
 from . import _core, _lib
 from ._core import (BACKPRESSURE_CODES, COMMON_OPTIONS, EV_CLOSED, EV_CONNECT, EV_ERROR,
@@ -17,7 +17,11 @@ from ._core import (BACKPRESSURE_CODES, COMMON_OPTIONS, EV_CLOSED, EV_CONNECT, E
                     send_error)
 from .errors import (ConnectionClosedError, ErrorCode, NotRunningError, PeerError, SendError,
                      StartCode, StartError, start_error)
-from .server import PathLike, _path, tls_version_value
+from .framing import Framing, MessagePart
+from .sending import FileTransfer, ProgressHandler, iovec_array, line_bytes, refusal, start_file
+from .server import Names, PathLike, TlsVersion, _path, tls_version_value
+from .tls import (CertHandler, CertSource, TlsInfo, apply_tls_options, as_pem, check_source,
+                  install_cert_handler, is_pem, read_tls_info, shown, triple_args)
 
 __all__ = ["TcpClient", "TlsClient"]
 
@@ -111,6 +115,7 @@ class TcpClient(Writable, Endpoint):
     _stop_name = "tcp_client_stop"
 
     def __init__(self, delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+                 framing: Optional[Framing] = None,
                  on_message: Optional[Callable[[bytes], Any]] = None,
                  on_closed: Optional[Callable[[], Any]] = None,
                  on_error: Optional[Callable[[BaseException], Any]] = None,
@@ -134,9 +139,19 @@ class TcpClient(Writable, Endpoint):
                  keepalive_count: Optional[int] = None,
                  close_on_eof: Optional[bool] = None,
                  send_low_water: Optional[int] = None,
-                 callback_threads: Optional[int] = None) -> None:
+                 callback_threads: Optional[int] = None,
+                 verify: str = "full",
+                 server_name: Optional[str] = None,
+                 system_cas: Optional[bool] = None,
+                 on_cert: Optional[CertHandler] = None,
+                 min_tls_version: TlsVersion = None,
+                 max_tls_version: TlsVersion = None,
+                 cipher_suites: Names = None,
+                 alpn: Names = None,
+                 key_log_file: Optional[PathLike] = None,
+                 resumption: Optional[bool] = None) -> None:
         super().__init__()
-        self._set_framing(delimiter, max_len)
+        self._choose_framing(delimiter, max_len, framing)
         self._on_message: Optional[Callable[[bytes], Any]] = on_message
         self._on_closed: Optional[Callable[..., Any]] = on_closed
         self._on_error = on_error
@@ -170,6 +185,20 @@ class TcpClient(Writable, Endpoint):
         L = _lib.lib()
         self._send_fn = L.tcp_client_send
         self._send_ex_fn = getattr(L, "tcp_client_send_ex", None)
+        # Runs a file's progress handler (tcpgo.aio: on the loop); None = on the library thread.
+        self._progress_call: Optional[Callable[..., Any]] = None
+        if verify not in ("full", "ca"):
+            raise ValueError("verify must be 'full' or 'ca'")
+        self._verify = verify
+        if verify == "ca":
+            self._set_option(_core.OPT_VERIFY_MODE, 1)
+        self._on_cert: Optional[CertHandler] = None
+        self._cert_call: Any = None
+        if on_cert is not None:
+            self.on_cert(on_cert)
+        apply_tls_options(self, min_tls_version=min_tls_version, max_tls_version=max_tls_version,
+                          cipher_suites=cipher_suites, alpn=alpn, key_log_file=key_log_file,
+                          resumption=resumption, server_name=server_name, system_cas=system_cas)
 
     # -- handlers ------------------------------------------------------------
     def on_message(self, handler: F) -> F:
@@ -320,7 +349,7 @@ class TcpClient(Writable, Endpoint):
     def __repr__(self) -> str:
         state = "closed" if self._h is None else (
             f"connected to {self._host}:{self._port}" if self._is_running_safe() else "not connected")
-        return f"<{type(self).__name__} {state}>"
+        return f"<{type(self).__name__} {self._framing_name()} {state}>"
 
     @property
     def connected(self) -> bool:
@@ -339,7 +368,17 @@ class TcpClient(Writable, Endpoint):
 
     @property
     def delimiter(self) -> Optional[bytes]:
+        """The message delimiter (of ``delimiter=`` or a :class:`tcpgo.Delimiter`
+        framing), or None."""
+        f = self._framing
+        if f is not None:
+            return getattr(f, "sequence", None)
         return self._delimiter
+
+    @property
+    def framing(self) -> Optional[Framing]:
+        """The :mod:`tcpgo.framing` object given at creation, or None."""
+        return self._framing
 
     @property
     def close_reason(self) -> Optional[CloseReason]:
@@ -396,6 +435,117 @@ class TcpClient(Writable, Endpoint):
         """Block until the connection has ended and its events were handled;
         False on timeout."""
         return self._wait_stopped(timeout)
+
+    # -- more ways to send -----------------------------------------------------------
+    def send_file(self, path: PathLike, offset: int = 0, length: Optional[int] = None, *,
+                  progress: Optional[ProgressHandler] = None) -> FileTransfer:
+        """Queue ``length`` bytes (None: to the end) of a file from ``offset``
+        as one message; see :meth:`tcpgo.TcpServer.send_file`. Returns a
+        :class:`tcpgo.FileTransfer`."""
+        fn = need("tcp_client_send_file")
+        h = self._handle()
+
+        def send(bpath: bytes, off: int, n: int, cb: Any, key: int) -> int:
+            return fn(h, bpath, off, n, cb, key)
+
+        def fail(rc: int, p: str) -> BaseException:
+            return self._refusal(rc, f"cannot send {p}")
+
+        return start_file(send, path, offset, length, progress, self._progress_call, fail)
+
+    def sendv(self, buffers: Sequence[Data]) -> None:
+        """Queue several buffers as ONE message, framed once; raises like :meth:`send`."""
+        fn = need("tcp_client_sendv")
+        arr, n, _keep = iovec_array(buffers)
+        rc = fn(self._handle(), arr, n)
+        if rc != 0:
+            raise self._refusal(rc, "cannot send")
+
+    def send_line(self, line: Data) -> None:
+        """Queue one line; see :meth:`tcpgo.TcpServer.send_line`."""
+        fn = need("tcp_client_send_line")
+        b = line_bytes(line)
+        rc = fn(self._handle(), b)
+        if rc != 0:
+            raise self._refusal(rc, "cannot send a line")
+
+    def set_record_length(self, length: int) -> None:
+        """Change the record length of a client with :class:`tcpgo.Records`
+        framing; see :meth:`tcpgo.TcpServer.set_record_length`."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"record length must be a non-negative int, got {length!r}")
+        rc = need("tcp_client_set_record_length")(self._handle(), length)
+        if rc == ErrorCode.NOT_RUNNING:
+            raise NotRunningError(f"{self._what()} is not connected")
+        if rc != 0:
+            raise ValueError(f"record length {length}: "
+                             + (_core.thread_error_text() or _core.strerror(rc)))
+
+    # -- TLS ---------------------------------------------------------------------------
+    def on_cert(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(info) -> bool`` (None removes it), which decides
+        about the server's certificate after the built-in check of ``verify``:
+        ``info`` is a :class:`tcpgo.CertInfo` whose ``result`` is the built-in
+        verdict; True accepts the certificate -- also one the check rejected,
+        e.g. a self-signed server you pinned by its ``pem`` --, False refuses
+        it (connect raises :class:`tcpgo.HandshakeError`). Runs on a library
+        thread during the handshake; an exception in it is logged and refuses
+        the certificate. Usable as a decorator."""
+        install_cert_handler(self, handler, "tcp_client_set_on_cert")
+        return handler
+
+    def tls_info(self) -> Optional[TlsInfo]:
+        """The negotiated TLS parameters of the connection (:class:`tcpgo.TlsInfo`:
+        version, cipher, ALPN, resumed, upgraded, the server's certificate...);
+        None for a plain connection. Readable after the connection ended too,
+        until the next connect. Raises :class:`tcpgo.NotRunningError` before
+        the first connection."""
+        L = _lib.lib()
+        rc, info = read_tls_info(need("tcp_client_tls_info"), L.tcp_client_tls_str,
+                                 (self._handle(),))
+        if rc != 0:
+            raise NotRunningError(f"{self._what()}.tls_info: {_core.strerror(rc)}")
+        return info
+
+    def starttls(self, ca: Optional[CertSource] = None, cert: Optional[CertSource] = None,
+                 key: Optional[CertSource] = None) -> None:
+        """Upgrade the plain connection to TLS (STARTTLS), verifying the server
+        as :class:`TlsClient` does (``verify``, ``server_name``, the host
+        connected to): ``ca`` the CA(s) to trust (None: the system's), ``cert``
+        and ``key`` the client's own for mutual TLS -- paths or PEM text.
+        Usually after the server's go-ahead (e.g. ``"220 Ready"``); the TLS
+        options given at creation apply.
+
+        From another thread it waits for the handshake and raises
+        :class:`tcpgo.HandshakeError` / :class:`tcpgo.CertificateError` when
+        it fails (the connection then closes). From a handler it returns at
+        once; ``on_connect(0, result)`` reports the end of the handshake."""
+        fn = need("tcp_client_starttls")
+        if (cert is None) != (key is None):
+            raise ValueError("give both cert and key for mutual TLS, or neither")
+        a, c, k, pem = triple_args(ca, cert, key)
+        rc = fn(self._handle(), a, c, k, pem)
+        if rc == 0:
+            return
+        if rc == ErrorCode.NOT_RUNNING:
+            raise NotRunningError(f"{self._what()} is not connected")
+        if rc == ErrorCode.INVALID_ARG:
+            raise ValueError(f"{self._what()}.starttls: "
+                             + (_core.thread_error_text() or "the connection already uses TLS"))
+        if rc == ErrorCode.TIMEOUT:
+            raise TimeoutError(f"{self._what()}.starttls: the handshake did not finish in time")
+        raise start_error(rc, _core.thread_error_text() or self._last_error(),
+                          what=f"{self._what()}.starttls", port=self._port, host=self._host,
+                          ca=shown(ca), cert=shown(cert), key=shown(key))
+
+    def _before_exit_stop(self, h: ctypes.c_void_p) -> None:
+        if self._cert_call is not None:
+            _lib.lib().tcp_client_set_on_cert(h, _lib.CERT_FN(0), None)
+
+    def _refusal(self, rc: int, what: str) -> BaseException:
+        if rc == ErrorCode.NOT_RUNNING and self._connected_once and not self._reconnect:
+            return ConnectionClosedError(f"{what}: connection closed")
+        return refusal(rc, what, _core.thread_error_text() or self._last_error())
 
     # -- data --------------------------------------------------------------------
     def send(self, data: Data) -> None:
@@ -516,11 +666,12 @@ class TcpClient(Writable, Endpoint):
                 h = self._on_message
                 if h is not None:
                     try:
-                        h(data[off:off + ln])
+                        h(MessagePart(data[off:off + ln]) if code else data[off:off + ln])
                     except BaseException as e:
                         self._handler_failed("on_message", e)
                 else:
-                    self._queue.put(data[off:off + ln])
+                    self._queue.put(MessagePart(data[off:off + ln]) if code
+                                    else data[off:off + ln])
             elif kind == EV_CLOSED:
                 self._event_closed(code)
                 if not self._reconnect:
@@ -592,30 +743,77 @@ class TlsClient(TcpClient):
 
     _kind = "tls-client"
 
-    def __init__(self, ca: Optional[PathLike] = None, cert: Optional[PathLike] = None,
-                 key: Optional[PathLike] = None,
+    def __init__(self, ca: Optional[CertSource] = None, cert: Optional[CertSource] = None,
+                 key: Optional[CertSource] = None,
                  delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+                 framing: Optional[Framing] = None,
                  verify: str = "full",
-                 min_tls_version: Union[str, int, None] = None,
-                 **kwargs: Any) -> None:
-        super().__init__(delimiter, max_len, **kwargs)
-        self._ca, self._cert, self._key = _path(ca), _path(cert), _path(key)
-        if (self._cert is None) != (self._key is None):
+                 server_name: Optional[str] = None,
+                 system_cas: Optional[bool] = None,
+                 on_cert: Optional[CertHandler] = None,
+                 min_tls_version: TlsVersion = None,
+                 max_tls_version: TlsVersion = None,
+                 cipher_suites: Names = None,
+                 alpn: Names = None,
+                 key_log_file: Optional[PathLike] = None,
+                 resumption: Optional[bool] = None,
+                 on_message: Optional[Callable[[bytes], Any]] = None,
+                 on_closed: Optional[Callable[[], Any]] = None,
+                 on_error: Optional[Callable[[BaseException], Any]] = None,
+                 on_ready: Optional[Callable[[], Any]] = None,
+                 on_connect: Optional[Callable[[int, int], Any]] = None,
+                 connect_timeout: Optional[float] = None,
+                 nodelay: bool = True,
+                 send_queue_limit: Optional[int] = None,
+                 event_queue_limit: Optional[int] = None,
+                 linger: Optional[float] = None,
+                 reconnect: bool = False,
+                 reconnect_min: Optional[float] = None,
+                 reconnect_max: Optional[float] = None,
+                 local_address: Optional[str] = None,
+                 idle_timeout: Optional[float] = None,
+                 message_timeout: Optional[float] = None,
+                 write_timeout: Optional[float] = None,
+                 keepalive: Optional[bool] = None,
+                 keepalive_idle: Optional[float] = None,
+                 keepalive_interval: Optional[float] = None,
+                 keepalive_count: Optional[int] = None,
+                 close_on_eof: Optional[bool] = None,
+                 send_low_water: Optional[int] = None,
+                 callback_threads: Optional[int] = None) -> None:
+        for n, v in (("ca", ca), ("cert", cert), ("key", key)):
+            check_source(n, v)
+        if (cert is None) != (key is None):
             raise ValueError("give both cert and key for mutual TLS, or neither")
-        if verify not in ("full", "ca"):
-            raise ValueError("verify must be 'full' or 'ca'")
-        self._verify = verify
-        if verify == "ca":
-            self._set_option(_core.OPT_VERIFY_MODE, 1)
-        if min_tls_version is not None:
-            self._set_option(_core.OPT_TLS_MIN_VERSION, tls_version_value(min_tls_version))
+        super().__init__(
+            delimiter, max_len, framing=framing, on_message=on_message, on_closed=on_closed,
+            on_error=on_error, on_ready=on_ready, on_connect=on_connect,
+            connect_timeout=connect_timeout, nodelay=nodelay, send_queue_limit=send_queue_limit,
+            event_queue_limit=event_queue_limit, linger=linger, reconnect=reconnect,
+            reconnect_min=reconnect_min, reconnect_max=reconnect_max,
+            local_address=local_address, idle_timeout=idle_timeout,
+            message_timeout=message_timeout, write_timeout=write_timeout, keepalive=keepalive,
+            keepalive_idle=keepalive_idle, keepalive_interval=keepalive_interval,
+            keepalive_count=keepalive_count, close_on_eof=close_on_eof,
+            send_low_water=send_low_water, callback_threads=callback_threads, verify=verify,
+            server_name=server_name, system_cas=system_cas, on_cert=on_cert,
+            min_tls_version=min_tls_version, max_tls_version=max_tls_version,
+            cipher_suites=cipher_suites, alpn=alpn, key_log_file=key_log_file,
+            resumption=resumption)
+        self._sources = (ca, cert, key)
+        self._ca, self._cert, self._key = shown(ca), shown(cert), shown(key)
 
     def _start_call(self, L: Any, h: ctypes.c_void_p, host: bytes, port: int) -> int:
-        enc = os.fsencode
-        return L.tls_client_start(h, host, port,
-                                  None if self._ca is None else enc(self._ca),
-                                  None if self._cert is None else enc(self._cert),
-                                  None if self._key is None else enc(self._key))
+        ca, cert, key = self._sources
+        if not any(is_pem(v) for v in self._sources):
+            enc = os.fsencode
+            return L.tls_client_start(h, host, port,
+                                      None if ca is None else enc(os.fspath(ca)),
+                                      None if cert is None else enc(os.fspath(cert)),
+                                      None if key is None else enc(os.fspath(key)))
+        what = f"{self._what()}.connect"
+        return need("tls_client_start_pem")(h, host, port, as_pem("ca", ca, what),
+                                            as_pem("cert", cert, what), as_pem("key", key, what))
 
     def server_subject_part(self, field: Union[str, int]) -> Optional[str]:
         """One subject field of the server's certificate, by name or NID; None if absent."""

@@ -8,7 +8,7 @@ import inspect
 import os
 import weakref
 from threading import get_ident
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _core, _lib
 from ._core import (BACKPRESSURE_CODES, COMMON_OPTIONS, EV_CLOSED, EV_ERROR, EV_ESTABLISHED,
@@ -19,6 +19,10 @@ from ._core import (BACKPRESSURE_CODES, COMMON_OPTIONS, EV_CLOSED, EV_ERROR, EV_
                     thread_error_code, thread_error_text)
 from .errors import (ErrorCode, NoClientError, NotRunningError, SendError, StartError,
                      start_error)
+from .framing import Framing, MessagePart
+from .sending import FileTransfer, ProgressHandler, iovec_array, line_bytes, refusal, start_file
+from .tls import (CertHandler, CertSource, TlsInfo, apply_tls_options, as_pem, check_source,
+                  install_cert_handler, is_pem, pair_args, read_tls_info, shown, triple_args)
 
 __all__ = ["TcpServer", "TlsServer", "Connection", "BaseConnection", "CloseReason",
            "ServerStats", "ConnStats", "ProxyMode"]
@@ -36,6 +40,10 @@ ErrorHandler = Callable[[int, BaseException], Any]
 #: ``on_accept(ip, port, local_port) -> bool``: True admits the connection.
 AcceptHandler = Callable[[str, int, int], Any]
 AddressList = Union[str, Iterable[str], None]
+#: TLS versions: "1.2", "1.3" (or 0x0303, 0x0304).
+TlsVersion = Union[str, int, None]
+#: A list of names (ALPN protocols, cipher suites): a list, or one comma-separated str.
+Names = Union[str, Iterable[str], None]
 
 _SERVER_OPTIONS: OptionTable = dict(
     COMMON_OPTIONS,
@@ -164,6 +172,35 @@ class BaseConnection(Writable, int):
             self._server.close_client(self)
         except NoClientError:
             pass  # already closed (its on_closed may still be on its way)
+
+    # -- more ways to send -------------------------------------------------------
+    def send_file(self, path: PathLike, offset: int = 0, length: Optional[int] = None, *,
+                  progress: Optional[ProgressHandler] = None) -> FileTransfer:
+        """Queue a file for this client; see :meth:`TcpServer.send_file`."""
+        return self._server.send_file(self, path, offset, length, progress=progress)
+
+    def sendv(self, buffers: Sequence[Data]) -> None:
+        """Queue several buffers as one message; see :meth:`TcpServer.sendv`."""
+        self._server.sendv(self, buffers)
+
+    def send_line(self, line: Data) -> None:
+        """Queue one line; see :meth:`TcpServer.send_line`."""
+        self._server.send_line(self, line)
+
+    def set_record_length(self, length: int) -> None:
+        """Change this connection's record length (:class:`tcpgo.Records`
+        framing); see :meth:`TcpServer.set_record_length`."""
+        self._server.set_record_length(self, length)
+
+    # -- TLS ---------------------------------------------------------------------
+    def tls_info(self) -> Optional[TlsInfo]:
+        """The negotiated TLS parameters (:class:`tcpgo.TlsInfo`), or None for a
+        plain connection; see :meth:`TcpServer.tls_info`."""
+        return self._server.tls_info(self)
+
+    def starttls(self, reply: Optional[Data] = None) -> None:
+        """Upgrade this plain connection to TLS (STARTTLS); see :meth:`TcpServer.starttls`."""
+        self._server.starttls(self, reply)
 
 
 class Connection(BaseConnection):
@@ -359,6 +396,7 @@ class TcpServer(Endpoint):
     _stop_name = "tcp_server_stop"
 
     def __init__(self, delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+                 framing: Optional[Framing] = None,
                  host: str = "",
                  on_message: Optional[MessageHandler] = None,
                  on_established: Optional[ClientHandler] = None,
@@ -389,9 +427,16 @@ class TcpServer(Endpoint):
                  proxy_protocol: Union[ProxyMode, str, int, None] = None,
                  proxy_trusted: AddressList = None,
                  allowed: AddressList = None,
-                 blocked: AddressList = None) -> None:
+                 blocked: AddressList = None,
+                 on_cert: Optional[CertHandler] = None,
+                 min_tls_version: TlsVersion = None,
+                 max_tls_version: TlsVersion = None,
+                 cipher_suites: Names = None,
+                 alpn: Names = None,
+                 key_log_file: Optional[PathLike] = None,
+                 resumption: Optional[bool] = None) -> None:
         super().__init__()
-        self._set_framing(delimiter, max_len)
+        self._choose_framing(delimiter, max_len, framing)
         if not isinstance(host, str):
             raise TypeError("host must be a str")
         self._host = host
@@ -431,6 +476,13 @@ class TcpServer(Endpoint):
             self.blocked = blocked  # type: ignore[assignment]
         if on_accept is not None:
             self.on_accept(on_accept)
+        self._on_cert: Optional[CertHandler] = None
+        self._cert_call: Any = None
+        if on_cert is not None:
+            self.on_cert(on_cert)
+        apply_tls_options(self, min_tls_version=min_tls_version, max_tls_version=max_tls_version,
+                          cipher_suites=cipher_suites, alpn=alpn, key_log_file=key_log_file,
+                          resumption=resumption)
         L = _lib.lib()
         self._send_fn = L.tcp_send_msg
         # send_ex returns why a send was refused; tcp_send_msg (older libraries) only 1/0.
@@ -442,6 +494,8 @@ class TcpServer(Endpoint):
         self._pending: List[bytes] = []
         self._pending_count = 0
         self._pending_bytes = 0
+        # Runs a file's progress handler (tcpgo.aio: on the loop); None = on the library thread.
+        self._progress_call: Optional[Callable[..., Any]] = None
 
     # -- handler registration (decorators or plain calls) -------------------
     def on_message(self, handler: F) -> F:
@@ -500,9 +554,28 @@ class TcpServer(Endpoint):
         set_fn(h, self._accept_call, None)
         return handler
 
+    def on_cert(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(info) -> bool`` (None removes it), which decides
+        about each client certificate during the TLS handshake (the
+        reference component's SSLClientAuthentication): ``info`` is a
+        :class:`tcpgo.CertInfo` (``pem``, ``chain``, ``subject``, ``issuer``,
+        ``result`` -- the built-in verdict --, ``error``, ``server_name``);
+        True accepts the client, False refuses it (the handshake fails,
+        ``on_error`` hears of it with client id 0). Without a CA, set it
+        before :meth:`start`: clients are then asked for a certificate
+        (optional) so that the handler can judge it.
+
+        It runs on a library thread, not the dispatcher, before
+        ``on_established``: keep it short, do not block. An exception in it
+        is logged and refuses the client. Usable as a decorator."""
+        install_cert_handler(self, handler, "tcp_server_set_on_cert")
+        return handler
+
     def _before_exit_stop(self, h: ctypes.c_void_p) -> None:
         if self._accept_call is not None:
             _lib.lib().tcp_server_set_on_accept(h, _lib.ACCEPT_FN(0), None)
+        if self._cert_call is not None:
+            _lib.lib().tcp_server_set_on_cert(h, _lib.CERT_FN(0), None)
 
     # -- admission -----------------------------------------------------------
     @property
@@ -653,8 +726,7 @@ class TcpServer(Endpoint):
     def __repr__(self) -> str:
         state = ("closed" if self._h is None
                  else f"port {self._port}" if self._is_running_safe() else "stopped")
-        mode = "continuous" if self._delimiter is None else f"delimiter={self._delimiter!r}"
-        return f"<{type(self).__name__} {mode} {state}>"
+        return f"<{type(self).__name__} {self._framing_name()} {state}>"
 
     # -- state ---------------------------------------------------------------
     @property
@@ -678,8 +750,18 @@ class TcpServer(Endpoint):
 
     @property
     def delimiter(self) -> Optional[bytes]:
-        """The message delimiter, or None in continuous mode."""
+        """The message delimiter (of ``delimiter=`` or a :class:`tcpgo.Delimiter`
+        framing), or None."""
+        f = self._framing
+        if f is not None:
+            return getattr(f, "sequence", None)
         return self._delimiter
+
+    @property
+    def framing(self) -> Optional[Framing]:
+        """The :mod:`tcpgo.framing` object given at creation, or None (then
+        :attr:`delimiter` says the framing: a byte, or None for a stream)."""
+        return self._framing
 
     @property
     def clients(self) -> List[int]:
@@ -881,8 +963,11 @@ class TcpServer(Endpoint):
             data = as_bytes(data)
         if self._batch_tid == get_ident():
             d = self._delimiter
-            if d is not None and (d in data or len(data) > self._max_len):
-                self._check_content(data)
+            if d is not None:
+                if d in data or len(data) > self._max_len:
+                    self._check_content(data)
+            elif self._send_check is not None:
+                self._send_check(data)
             n = len(data)
             self._pending += (_pack_header(0, client_id, 0, n), data)
             self._pending_count += 1
@@ -983,6 +1068,149 @@ class TcpServer(Endpoint):
         self._send_pending_here()
         return max(0, _lib.lib().tcp_server_broadcast(self._handle(), data, len(data)))
 
+    def send_file(self, client_id: int, path: PathLike, offset: int = 0,
+                  length: Optional[int] = None, *,
+                  progress: Optional[ProgressHandler] = None) -> FileTransfer:
+        """Queue ``length`` bytes (None: to the end) of the file at ``path``
+        from ``offset`` for a client, as one message after what is queued
+        already. With plain TCP the kernel copies the file to the socket
+        (``sendfile(2)``); with TLS it is read and encrypted in chunks. The
+        file is opened now and read when its turn comes: it must not change
+        meanwhile. Stream and :class:`tcpgo.Records` framings send it as it
+        is, :class:`tcpgo.LengthPrefixed` puts the prefix in front; the
+        delimiter framings refuse files (a file may hold the delimiter).
+
+        Returns a :class:`tcpgo.FileTransfer` (``.result(timeout)`` waits for
+        the end); ``progress(sent, total)`` hears of the progress (on a library
+        thread). Raises :class:`FileNotFoundError` (and other :class:`OSError`)
+        for the path, :class:`ValueError` for offset/length outside the file,
+        a delimiter framing or a file over ``max_len``, and
+        :class:`tcpgo.SendError` (``.code`` ``NO_CLIENT``, ``NOT_RUNNING``)."""
+        fn = need("tcp_server_send_file")
+        self._send_pending_here()
+        h = self._handle()
+
+        def send(bpath: bytes, off: int, n: int, cb: Any, key: int) -> int:
+            return fn(h, client_id, bpath, off, n, cb, key)
+
+        def fail(rc: int, p: str) -> BaseException:
+            return self._refusal(rc, client_id, f"cannot send {p} to client {client_id}")
+
+        return start_file(send, path, offset, length, progress, self._progress_call, fail)
+
+    def sendv(self, client_id: int, buffers: Sequence[Data]) -> None:
+        """Queue several buffers (bytes, or str as UTF-8) as ONE message,
+        framed once -- a header and a body without joining them yourself.
+        Raises like :meth:`send`: :class:`ValueError` for a message the
+        framing cannot carry, :class:`tcpgo.SendError` (``.code``) else
+        (never batched: sends the same handler made before are queued first)."""
+        fn = need("tcp_server_sendv")
+        arr, n, _keep = iovec_array(buffers)
+        self._send_pending_here()
+        rc = fn(self._handle(), client_id, arr, n)
+        if rc != 0:
+            raise self._refusal(rc, client_id, f"cannot send to client {client_id}")
+
+    def send_line(self, client_id: int, line: Data) -> None:
+        """Queue one line: framings that end messages themselves (delimiter,
+        :class:`tcpgo.Delimiter`, :class:`tcpgo.Lines`,
+        :class:`tcpgo.LengthPrefixed`) send it as one message; a stream or
+        :class:`tcpgo.Records` appends CRLF. A str is sent as UTF-8; NUL bytes
+        cannot be sent this way. Raises like :meth:`send`."""
+        fn = need("tcp_server_send_line")
+        b = line_bytes(line)
+        self._send_pending_here()
+        rc = fn(self._handle(), client_id, b)
+        if rc != 0:
+            raise self._refusal(rc, client_id, f"cannot send a line to client {client_id}")
+
+    def set_record_length(self, client_id: int, length: int) -> None:
+        """Change the record length of one connection of a server with
+        :class:`tcpgo.Records` framing (0: bytes as they arrive). It applies
+        to the bytes the library cuts after the call: records it had already
+        received keep the old length (see :class:`tcpgo.Records`). Raises
+        :class:`tcpgo.NoClientError`, or :class:`ValueError` (not a records
+        framing, or over its ``max_len``)."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"record length must be a non-negative int, got {length!r}")
+        rc = need("tcp_server_set_record_length")(self._handle(), client_id, length)
+        if rc == ErrorCode.NO_CLIENT:
+            raise NoClientError(f"no connected client with id {client_id}")
+        if rc != 0:
+            raise ValueError(f"record length {length} for client {client_id}: "
+                             + (thread_error_text() or _core.strerror(rc)))
+
+    # -- TLS -------------------------------------------------------------------
+    def tls_info(self, client_id: int) -> Optional[TlsInfo]:
+        """The negotiated TLS parameters of a client's connection -- version,
+        cipher, ALPN protocol, server name (SNI), resumed, upgraded (STARTTLS),
+        the peer's certificate (PEM, chain, subject, issuer) -- as a
+        :class:`tcpgo.TlsInfo`; None for a plain connection (or one whose
+        handshake is not done). Raises :class:`tcpgo.NoClientError`."""
+        L = _lib.lib()
+        rc, info = read_tls_info(need("tcp_server_tls_info"), L.tcp_server_tls_str,
+                                 (self._handle(), client_id))
+        if rc == ErrorCode.NO_CLIENT:
+            raise NoClientError(f"no connected client with id {client_id}")
+        if rc != 0:
+            raise NotRunningError(f"tls_info({client_id}): {_core.strerror(rc)}")
+        return info
+
+    def set_starttls(self, cert: Optional[CertSource] = None, key: Optional[CertSource] = None,
+                     ca: Optional[CertSource] = None) -> None:
+        """Give a plain server the certificate for STARTTLS upgrades
+        (:meth:`starttls`): paths or PEM text; no cert and key = a self-signed
+        certificate (read it with :attr:`certificate_pem`); ``ca`` asks
+        upgraded clients for a certificate signed by it. Before or after
+        :meth:`start`. Raises :class:`tcpgo.CertificateError`."""
+        fn = need("tcp_server_set_starttls")
+        if (cert is None) != (key is None):
+            raise ValueError("give both cert and key, or neither (self-signed)")
+        a, c, k, pem = triple_args(ca, cert, key)
+        rc = fn(self._handle(), a, c, k, pem)
+        if rc != 0:
+            raise start_error(rc, thread_error_text() or self._last_error(),
+                              what=f"{self._what()}.set_starttls", ca=shown(ca),
+                              cert=shown(cert), key=shown(key))
+
+    def starttls(self, client_id: int, reply: Optional[Data] = None) -> None:
+        """Upgrade a client's plain connection to TLS (STARTTLS / StartSSL),
+        with the material of :meth:`set_starttls`. ``reply`` -- the protocol's
+        go-ahead, e.g. ``"220 Ready to start TLS"`` -- is sent in plain text
+        first (framed like any message); then the server waits for the
+        client's handshake. Called from ``on_message``, the messages already
+        received are delivered first and the bytes after them go to the
+        handshake. When the handshake is done ``on_established`` runs again
+        for the same connection (its :meth:`tls_info` then says
+        ``upgraded``); when it fails, ``on_error`` and ``on_closed`` follow.
+        Raises :class:`tcpgo.NoClientError`, or :class:`ValueError` when the
+        connection already uses TLS or no material was set."""
+        fn = need("tcp_server_starttls")
+        b = None if reply is None else as_bytes(reply)
+        self._send_pending_here()
+        rc = fn(self._handle(), client_id, b, 0 if b is None else len(b))
+        if rc == ErrorCode.NO_CLIENT:
+            raise NoClientError(f"no connected client with id {client_id}")
+        if rc != 0:
+            raise ValueError(f"starttls({client_id}): "
+                             + (thread_error_text() or self._last_error() or _core.strerror(rc)))
+
+    @property
+    def certificate_pem(self) -> Optional[str]:
+        """The server's default certificate (with its chain) in PEM -- e.g. the
+        self-signed one a :class:`TlsServer` made without ``cert``/``key``, for
+        clients to trust (``TlsClient(ca=server.certificate_pem)``) --; None
+        before the server has one."""
+        rc, text = _lib.read_string(need("tcp_server_tls_certificate"), self._handle())
+        return text if rc >= 0 else None
+
+    def _refusal(self, rc: int, client_id: int, what: str) -> BaseException:
+        """The exception for a refused send_file/sendv/send_line."""
+        if rc == ErrorCode.NO_CLIENT:
+            reason = thread_error_text()
+            return send_error(rc, f"{what}: no connected client with id {client_id}", reason)
+        return refusal(rc, what, thread_error_text() or self._last_error())
+
     def _send_failed(self, client_id: int, data: bytes) -> None:
         """tcp_send_msg (a library without send_ex) returned 0."""
         reason = self._send_failure_reason(data)
@@ -1032,7 +1260,7 @@ class TcpServer(Endpoint):
                     if conn is None:
                         conn = self._conn_open(cid)
                     try:
-                        h(conn, data[off:off + ln])
+                        h(conn, MessagePart(data[off:off + ln]) if code else data[off:off + ln])
                     except BaseException as e:
                         self._handler_failed("on_message", e, conn)
             elif kind == EV_ESTABLISHED:
@@ -1063,13 +1291,24 @@ class TcpServer(Endpoint):
 class TlsServer(TcpServer):
     """A TLS server (TLS 1.3 by default; Go's crypto/tls, no OpenSSL needed).
 
-    ``cert`` and ``key`` are PEM files of the server's certificate (optionally
-    followed by its chain) and private key. With ``ca`` (a PEM file of CA
-    certificates) the server requires and verifies a client certificate
-    (mutual TLS); ``require_client_cert=False`` makes it optional. The files
-    are read by :meth:`start`; a problem raises :class:`tcpgo.CertificateError`
-    naming the file. ``min_tls_version="1.2"`` also accepts TLS 1.2.
-    ``handshake_timeout`` (seconds, default 10) bounds a client's handshake.
+    ``cert`` and ``key`` are the server's certificate (optionally followed by
+    its chain) and private key: paths of PEM files, or PEM text in memory
+    (bytes, or a str holding ``-----BEGIN``). Without them the server makes a
+    self-signed certificate at start, valid for "localhost", 127.0.0.1 and
+    ::1 -- read it with :attr:`certificate_pem` so that clients can trust it.
+    With ``ca`` (CA certificates, path or PEM) the server requires and
+    verifies a client certificate (mutual TLS); ``require_client_cert=False``
+    makes it optional, and ``on_cert`` decides about each one itself. A
+    problem with the files raises :class:`tcpgo.CertificateError` naming it.
+
+    TLS options (None = the library's default): ``min_tls_version`` /
+    ``max_tls_version`` ("1.2" or "1.3"; default 1.3 only), ``cipher_suites``
+    (TLS 1.2 suites by IANA name, in order of preference), ``alpn``
+    (protocols accepted, preferred first; a client offering none of them is
+    refused), ``resumption`` (session tickets, default True), ``key_log_file``
+    (NSS key log for Wireshark; debugging only). :meth:`add_cert` serves
+    other certificates by SNI, :meth:`reload_cert` replaces the certificate
+    without a restart, :meth:`tls_info` tells what a connection negotiated.
 
     The peer's certificate subject is available by name or NID::
 
@@ -1085,27 +1324,120 @@ class TlsServer(TcpServer):
 
     _kind = "tls-server"
 
-    def __init__(self, cert: PathLike, key: PathLike, ca: Optional[PathLike] = None,
+    def __init__(self, cert: Optional[CertSource] = None, key: Optional[CertSource] = None,
+                 ca: Optional[CertSource] = None,
                  delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
+                 framing: Optional[Framing] = None,
                  require_client_cert: bool = True,
-                 min_tls_version: Union[str, int, None] = None,
+                 on_cert: Optional[CertHandler] = None,
+                 min_tls_version: TlsVersion = None,
+                 max_tls_version: TlsVersion = None,
+                 cipher_suites: Names = None,
+                 alpn: Names = None,
+                 key_log_file: Optional[PathLike] = None,
+                 resumption: Optional[bool] = None,
                  handshake_timeout: Optional[float] = None,
-                 **kwargs: Any) -> None:
-        super().__init__(delimiter, max_len, handshake_timeout=handshake_timeout, **kwargs)
-        self._cert = _path(cert)
-        self._key = _path(key)
-        self._ca = _path(ca)
-        if self._cert is None or self._key is None:
-            raise TypeError("TlsServer needs cert and key paths")
+                 host: str = "",
+                 on_message: Optional[MessageHandler] = None,
+                 on_established: Optional[ClientHandler] = None,
+                 on_closed: Optional[ClosedHandler] = None,
+                 on_error: Optional[ErrorHandler] = None,
+                 on_ready: Optional[ClientHandler] = None,
+                 on_accept: Optional[AcceptHandler] = None,
+                 nodelay: bool = True, reuse_port: bool = False,
+                 send_queue_limit: Optional[int] = None,
+                 event_queue_limit: Optional[int] = None,
+                 linger: Optional[float] = None,
+                 batch_sends: bool = True,
+                 memory_budget: Optional[int] = None,
+                 max_connections: Optional[int] = None,
+                 idle_timeout: Optional[float] = None,
+                 message_timeout: Optional[float] = None,
+                 write_timeout: Optional[float] = None,
+                 keepalive: Optional[bool] = None,
+                 keepalive_idle: Optional[float] = None,
+                 keepalive_interval: Optional[float] = None,
+                 keepalive_count: Optional[int] = None,
+                 backlog: Optional[int] = None,
+                 ipv6_only: Optional[bool] = None,
+                 close_on_eof: Optional[bool] = None,
+                 send_low_water: Optional[int] = None,
+                 callback_threads: Optional[int] = None,
+                 proxy_protocol: Union[ProxyMode, str, int, None] = None,
+                 proxy_trusted: AddressList = None,
+                 allowed: AddressList = None,
+                 blocked: AddressList = None) -> None:
+        for n, v in (("cert", cert), ("key", key), ("ca", ca)):
+            check_source(n, v)
+        if (cert is None) != (key is None):
+            raise TypeError("TlsServer needs both cert and key, or neither (a self-signed "
+                            "certificate)")
+        super().__init__(
+            delimiter, max_len, framing=framing, host=host, on_message=on_message,
+            on_established=on_established, on_closed=on_closed, on_error=on_error,
+            on_ready=on_ready, on_accept=on_accept, nodelay=nodelay, reuse_port=reuse_port,
+            send_queue_limit=send_queue_limit, event_queue_limit=event_queue_limit,
+            linger=linger, batch_sends=batch_sends, memory_budget=memory_budget,
+            max_connections=max_connections, idle_timeout=idle_timeout,
+            message_timeout=message_timeout, write_timeout=write_timeout,
+            handshake_timeout=handshake_timeout, keepalive=keepalive,
+            keepalive_idle=keepalive_idle, keepalive_interval=keepalive_interval,
+            keepalive_count=keepalive_count, backlog=backlog, ipv6_only=ipv6_only,
+            close_on_eof=close_on_eof, send_low_water=send_low_water,
+            callback_threads=callback_threads, proxy_protocol=proxy_protocol,
+            proxy_trusted=proxy_trusted, allowed=allowed, blocked=blocked, on_cert=on_cert,
+            min_tls_version=min_tls_version, max_tls_version=max_tls_version,
+            cipher_suites=cipher_suites, alpn=alpn, key_log_file=key_log_file,
+            resumption=resumption)
+        self._sources = (cert, key, ca)
+        self._cert, self._key, self._ca = shown(cert), shown(key), shown(ca)
         if not require_client_cert:
             self._set_option(_core.OPT_REQUIRE_CLIENT_CERT, 0)
-        if min_tls_version is not None:
-            self._set_option(_core.OPT_TLS_MIN_VERSION, tls_version_value(min_tls_version))
 
     def _start_call(self, L: Any, h: ctypes.c_void_p, port: int) -> int:
-        enc = os.fsencode
-        return L.tls_server_start(h, port, None if self._ca is None else enc(self._ca),
-                                  enc(self._cert), enc(self._key))  # type: ignore[arg-type]
+        cert, key, ca = self._sources
+        if cert is not None and not any(is_pem(v) for v in self._sources):
+            enc = os.fsencode
+            return L.tls_server_start(h, port, None if ca is None else enc(os.fspath(ca)),
+                                      enc(os.fspath(cert)), enc(os.fspath(key)))  # type: ignore[arg-type]
+        fn = need("tls_server_start_pem")
+        what = f"{self._what()}.start"
+        return fn(h, port, as_pem("ca", ca, what), as_pem("cert", cert, what),
+                  as_pem("key", key, what))
+
+    def add_cert(self, host: str, cert: CertSource, key: CertSource) -> None:
+        """Serve ``cert``/``key`` (paths or PEM) to clients asking for ``host``
+        by SNI -- a name, or ``"*.example.com"`` for the names one label below
+        example.com; the certificate of the start serves every other name.
+        Replaces an earlier one for the same host; any time, also while
+        running; kept across restarts. Raises :class:`tcpgo.CertificateError`,
+        or :class:`ValueError` for a bad host."""
+        fn = need("tcp_server_add_cert")
+        if not isinstance(host, str) or not host:
+            raise ValueError("host must be a non-empty str")
+        c, k, pem = pair_args(cert, key)
+        rc = fn(self._handle(), host.encode("idna" if not host.isascii() else "ascii"), c, k, pem)
+        if rc == ErrorCode.INVALID_ARG:
+            raise ValueError(f"add_cert({host!r}): " + (thread_error_text() or "invalid host"))
+        if rc != 0:
+            raise start_error(rc, thread_error_text() or self._last_error(),
+                              what=f"{self._what()}.add_cert", cert=shown(cert), key=shown(key))
+
+    def reload_cert(self, cert: Optional[CertSource] = None,
+                    key: Optional[CertSource] = None) -> None:
+        """Replace the certificate of the running server without a restart:
+        new handshakes use the new pair, connections already up keep theirs.
+        Paths or PEM; neither = a new self-signed certificate. Nothing changes
+        on failure (:class:`tcpgo.CertificateError`; :class:`tcpgo.NotRunningError`
+        when not running)."""
+        fn = need("tcp_server_reload_cert")
+        c, k, pem = pair_args(cert, key)
+        rc = fn(self._handle(), c, k, pem)
+        if rc == ErrorCode.NOT_RUNNING:
+            raise NotRunningError(f"{self._what()} is not running")
+        if rc != 0:
+            raise start_error(rc, thread_error_text() or self._last_error(),
+                              what=f"{self._what()}.reload_cert", cert=shown(cert), key=shown(key))
 
     def peer_subject_part(self, client_id: int, field: Union[str, int]) -> Optional[str]:
         """One subject field of the client's verified certificate, by name

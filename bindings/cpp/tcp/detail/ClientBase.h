@@ -14,13 +14,16 @@ namespace detail {
 struct ClientState {
   tcp_client *handle = nullptr;
   bool continuous = true;
-  std::ostream *out = nullptr;  // continuous mode; only the address is kept
+  std::ostream *out = nullptr;
+  std::mutex certMutex;  // the certificate slot and its registration in step  // continuous mode; only the address is kept
 
   Slot<void(const std::string)> message;
   Slot<void()> closed;
   Slot<void(const CloseReason)> closedWithReason;
   Slot<void()> ready;
   Slot<void(const int, const int)> reconnect;
+  Slot<void(const int)> tlsUpgrade;
+  Slot<bool(const CertificateInfo &)> certificate;
   Slot<void(const int, const std::string &)> error;
   Slot<void(const int, const std::string &, std::exception_ptr)> exception;
 
@@ -29,6 +32,20 @@ struct ClientState {
     handle = fragmented ? ::tcp_client_new_fragmented(delimiter, maxLen)
                         : ::tcp_client_new();
     if (!handle) throw std::bad_alloc();
+    init();
+  }
+  // A framing chosen with tcp::Framing: every framing, continuous included,
+  // delivers to the message worker (there is no stream).
+  explicit ClientState(const Framing &framing) : continuous(false) {
+    handle = framing.newClient();
+    if (!handle) {
+      if (::tcp_errcode() == TCP_ERR_INVALID_ARG)
+        throw std::invalid_argument("tcp: bad framing: " + lastErrorMessage());
+      throw std::bad_alloc();
+    }
+    init();
+  }
+  void init() {
     ::tcp_client_set_option(handle, TCP_OPT_SEND_QUEUE_LIMIT, kDefaultSendQueueLimit);
     ::tcp_client_set_on_message(handle, &ClientState::onMessage, this);
     ::tcp_client_set_on_closed_ex(handle, &ClientState::onClosed, this);
@@ -72,9 +89,20 @@ struct ClientState {
 
   static void onConnect(void *ud, int attempt, int result) noexcept {
     auto *s = static_cast<ClientState *>(ud);
+    if (attempt == 0) {
+      if (auto u = s->tlsUpgrade.get()) {
+        guarded(s->exception, 0, "tls upgrade", [&] { (*u)(result); });
+        return;
+      }
+    }
     if (auto f = s->reconnect.get()) {
       guarded(s->exception, 0, "reconnect", [&] { (*f)(attempt, result); });
     }
+  }
+
+  static int onCertificate(void *ud, const tcp_cert_info *info) noexcept {
+    auto *s = static_cast<ClientState *>(ud);
+    return runCertificateCheck(s->certificate, s->exception, info);
   }
 
   static void onError(void *ud, int code, const char *message) noexcept {
@@ -86,7 +114,7 @@ struct ClientState {
   }
 };
 
-class ClientBase : public ConnectionOptions<ClientBase> {
+class ClientBase : public ConnectionOptions<ClientBase>, public TlsOptions<ClientBase> {
  public:
   ClientBase(const ClientBase &) = delete;
   ClientBase &operator=(const ClientBase &) = delete;
@@ -267,10 +295,114 @@ class ClientBase : public ConnectionOptions<ClientBase> {
     return toConnectionStats(c);
   }
 
+  // ---- tcpgo extensions: framings and sending ----
+
+  /// Framing::Records: changes the record length while connected (from the
+  /// message worker: for the very next record). 0 = bytes as they arrive.
+  /// Returns 0 or TCP_ERR_INVALID_ARG (not a records framing, or over the
+  /// framing's maximum length).
+  int setRecordLength(const std::size_t recordLength) {
+    return s_ ? ::tcp_client_set_record_length(s_->handle, recordLength) : TCP_ERR_INVALID_ARG;
+  }
+
+  /// Queues a file for the server as one message (see
+  /// ServerBase::sendFile; NotRunning while disconnected). progress gets
+  /// clientId-less calls (see tcp::FileProgress), only when the result is
+  /// Ok.
+  SendResult sendFile(const std::string &path, const long long offset = 0,
+                      const long long length = -1, FileProgress progress = nullptr) {
+    if (!s_) return SendResult::InvalidArg;
+    if (!progress) {
+      return static_cast<SendResult>(
+          ::tcp_client_send_file(s_->handle, path.c_str(), offset, length, nullptr, nullptr));
+    }
+    auto *p = new ProgressCall<ClientState>{s_.get(), std::move(progress)};
+    int rc = ::tcp_client_send_file(s_->handle, path.c_str(), offset, length,
+                                    &ProgressCall<ClientState>::call, p);
+    if (rc != 0) delete p;
+    return static_cast<SendResult>(rc);
+  }
+
+  /// Queues several buffers as ONE message (framed once).
+  SendResult sendv(std::initializer_list<std::string_view> parts) {
+    return sendv(parts.begin(), parts.size());
+  }
+  SendResult sendv(const std::vector<std::string_view> &parts) {
+    return sendv(parts.data(), parts.size());
+  }
+
+  /// Queues a line (see ServerBase::sendLine).
+  SendResult sendLine(const std::string &line) {
+    if (!s_) return SendResult::InvalidArg;
+    return static_cast<SendResult>(::tcp_client_send_line(s_->handle, line.c_str()));
+  }
+
+  // ---- tcpgo extensions: TLS (also STARTTLS on a TcpClient) ----
+
+  /// The certificate worker: sees the server's certificate during the
+  /// handshake, after the built-in check (setVerifyMode), and decides:
+  /// true accepts -- also a certificate the check rejected, e.g. a pinned
+  /// self-signed one --, false refuses (start() then returns
+  /// CLIENT_ERROR_START_CONNECT_INIT). A worker that throws refuses. Runs on
+  /// a library thread; must not block long nor stop the client. An empty
+  /// function removes it.
+  void setWorkOnCertificate(CertificateCheck worker) {
+    if (!s_) return;
+    std::lock_guard<std::mutex> lock(certMutex());
+    const bool on = static_cast<bool>(worker);
+    s_->certificate.set(std::move(worker));
+    ::tcp_client_set_on_cert(s_->handle, on ? &ClientState::onCertificate : nullptr, s_.get());
+  }
+
+  /// The negotiated TLS parameters of the connection (version, suite,
+  /// ALPN, resumed, the server's certificate...), or nothing when not
+  /// connected or not TLS.
+  std::optional<TlsInfo> getTlsInfo() const {
+    if (!s_) return std::nullopt;
+    tcp_client *h = s_->handle;
+    return readTlsInfo([&](tcp_tls_info *i, size_t n) { return ::tcp_client_tls_info(h, i, n); },
+                       [&](int what, char *buf, size_t len) {
+                         return ::tcp_client_tls_str(h, what, buf, len);
+                       });
+  }
+
+  /// How the server's certificate is verified: TCP_VERIFY_CA (the default of
+  /// TlsClient, as v2: the certificate must be signed by the CA; no
+  /// host-name check, no SNI) or TCP_VERIFY_FULL (also checks the host name
+  /// -- or setServerName's -- against the certificate's subjectAltName; the
+  /// default of TcpClient's STARTTLS and of tcpgo's C and Python APIs).
+  /// Both check the certificate's purpose.
+  int setVerifyMode(const int mode) { return setOption(TCP_OPT_VERIFY_MODE, mode); }
+
+  /// The name the server's certificate must match (with TCP_VERIFY_FULL)
+  /// and that is sent as SNI, when it differs from the host dialled -- e.g.
+  /// connecting to "10.0.0.5" with the name "db.example". "" (default) =
+  /// the host dialled.
+  int setServerName(const std::string &name) {
+    return setOption(TCP_OPT_TLS_SERVER_NAME, name);
+  }
+
+  /// true: trust the system's CAs besides the CA given to start (default
+  /// false; without a CA the system's CAs are used anyway).
+  int setSystemCas(const bool enable) {
+    return setOption(TCP_OPT_TLS_SYSTEM_CAS, enable ? 1 : 0);
+  }
+
  protected:
   explicit ClientBase(std::ostream &os) : s_(new ClientState(&os, false, '\0', 0)) {}
   ClientBase(char delimiter, size_t messageMaxLen)
       : s_(new ClientState(nullptr, true, delimiter, messageMaxLen)) {}
+  explicit ClientBase(const Framing &framing) : s_(new ClientState(framing)) {}
+
+  SendResult sendv(const std::string_view *parts, size_t n) {
+    if (!s_) return SendResult::InvalidArg;
+    if (n > static_cast<size_t>(INT_MAX)) return SendResult::InvalidArg;
+    std::vector<tcp_iovec> iov(n);
+    for (size_t i = 0; i < n; i++) iov[i] = tcp_iovec{parts[i].data(), parts[i].size()};
+    return static_cast<SendResult>(::tcp_client_sendv(s_->handle, iov.data(), static_cast<int>(n)));
+  }
+
+  std::mutex &certMutex() { return s_->certMutex; }
 
   bool send(const void *data, size_t len) {
     return s_ && ::tcp_client_send(s_->handle, data, len) == 1;

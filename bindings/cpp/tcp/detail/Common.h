@@ -37,12 +37,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <initializer_list>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <ostream>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+
+// tcpgo's additions: framings and TLS types.
+#include "../Framing.h"
+#include "../TlsTypes.h"
 
 // OpenSSL's SSL type, declared exactly as <openssl/types.h> does, so that v2's
 // TlsServer::getSubjPartFromClientCert(int, const SSL *, int) keeps its
@@ -128,7 +134,8 @@ enum class SendResult : int {
   MemoryBudget = TCP_ERR_MEMORY_BUDGET,          ///< the server's memory budget is used up: wait for the ready worker
   MessageTooLong = TCP_ERR_MESSAGE_TOO_LONG,     ///< fragmented mode: longer than the maximum length
   ContainsDelimiter = TCP_ERR_CONTAINS_DELIMITER,///< fragmented mode: the message holds the delimiter
-  InvalidArg = TCP_ERR_INVALID_ARG               ///< null data with a length, or an absurd length
+  InvalidArg = TCP_ERR_INVALID_ARG,              ///< null data with a length, or an absurd length
+  File = TCP_ERR_FILE                            ///< sendFile: the file cannot be opened or is not a regular file
 };
 
 /// A short English text for a send result (tcp_strerror).
@@ -427,6 +434,153 @@ std::string fetchString(F &&f, int *code = nullptr) {
   }
   return std::string();
 }
+
+// ---- tcpgo additions: sending, TLS ----
+
+/// Progress of a file sent with sendFile(): sent of total bytes are written
+/// (status 1, about every MiB), then once status 0 (all written) or a
+/// negative TCP_ERR_* code (the file was not sent whole: the connection
+/// closed, the file shrank...). Runs on a library thread.
+using FileProgress = std::function<void(long long sent, long long total, int status)>;
+
+// The heap object behind one sendFile's progress callback; the library
+// calls it until the final status, which deletes it.
+template <class State>
+struct ProgressCall {
+  State *state;
+  FileProgress fn;
+  static void call(void *ud, int clientId, long long sent, long long total, int status) noexcept {
+    auto *p = static_cast<ProgressCall *>(ud);
+    guarded(p->state->exception, clientId, "file progress", [&] { p->fn(sent, total, status); });
+    if (status != 1) delete p;
+  }
+};
+
+// A string argument that may be absent: "" is passed to C as NULL.
+inline const char *nullIfEmpty(const std::string &s) noexcept {
+  return s.empty() ? nullptr : s.c_str();
+}
+
+inline CertificateInfo toCertificateInfo(const tcp_cert_info *i) {
+  CertificateInfo r;
+  if (!i) return r;
+  auto str = [](const char *p) { return std::string(p ? p : ""); };
+  r.clientId = i->client_id;
+  r.result = static_cast<CertResult>(i->result);
+  r.error = str(i->error);
+  r.pem = str(i->cert_pem);
+  r.chainPem = str(i->chain_pem);
+  r.subject = str(i->subject);
+  r.issuer = str(i->issuer);
+  r.serverName = str(i->server_name);
+  return r;
+}
+
+// Runs a certificate worker: any exception is reported and refuses.
+inline int runCertificateCheck(
+    const Slot<bool(const CertificateInfo &)> &slot,
+    const Slot<void(const int, const std::string &, std::exception_ptr)> &handler,
+    const tcp_cert_info *info) noexcept {
+  auto f = slot.get();
+  if (!f) return 0;  // removed in between: fail closed
+  int verdict = 0;
+  const int id = info ? info->client_id : 0;
+  guarded(handler, id, "certificate", [&] { verdict = (*f)(toCertificateInfo(info)) ? 1 : 0; });
+  return verdict;
+}
+
+// Fills a TlsInfo from tcp_*_tls_info and tcp_*_tls_str; info(ptr, size)
+// and str(what, buf, len) call the C functions.
+template <class InfoFn, class StrFn>
+std::optional<TlsInfo> readTlsInfo(InfoFn &&info, StrFn &&str) {
+  tcp_tls_info c{};
+  if (info(&c, sizeof c) != 0) return std::nullopt;
+  TlsInfo r;
+  r.version = c.version;
+  r.cipherSuite = c.cipher_suite;
+  r.resumed = c.resumed != 0;
+  r.upgraded = c.upgraded != 0;
+  r.verifyResult = static_cast<CertResult>(c.verify_result);
+  r.hasPeerCert = c.has_peer_cert != 0;
+  auto field = [&](int what) {
+    return fetchString([&](char *buf, size_t len) { return str(what, buf, len); });
+  };
+  r.versionName = field(TCP_TLS_VERSION_NAME);
+  r.cipherName = field(TCP_TLS_CIPHER_NAME);
+  r.alpn = field(TCP_TLS_ALPN);
+  r.serverName = field(TCP_TLS_SERVER_NAME);
+  if (r.hasPeerCert) {
+    r.peerCertPem = field(TCP_TLS_PEER_CERT_PEM);
+    r.peerChainPem = field(TCP_TLS_PEER_CHAIN_PEM);
+    r.peerSubject = field(TCP_TLS_PEER_SUBJECT);
+    r.peerIssuer = field(TCP_TLS_PEER_ISSUER);
+  }
+  r.verifyError = field(TCP_TLS_VERIFY_ERROR);
+  return r;
+}
+
+// TLS settings that servers and clients share (CRTP as ConnectionOptions).
+// They apply to TLS from the start (TlsServer, TlsClient) and to STARTTLS
+// upgrades (TcpServer, TcpClient). Set while stopped; 0 or a negative
+// TCP_ERR_* code.
+template <class D>
+class TlsOptions {
+ public:
+  /// Lowest TLS version accepted: TCP_TLS_1_2 or TCP_TLS_1_3. Default:
+  /// TLS 1.2 for TlsServer / TlsClient (as v2), TLS 1.3 for the STARTTLS
+  /// upgrades of TcpServer / TcpClient (the C API's default).
+  int setTlsMinVersion(const int version) {
+    return self().setOption(TCP_OPT_TLS_MIN_VERSION, version);
+  }
+
+  /// Highest TLS version: TCP_TLS_1_2 or TCP_TLS_1_3 (the default). Below
+  /// the minimum, the start fails (SERVER_ERROR_START_SET_CONTEXT).
+  int setTlsMaxVersion(const int version) {
+    return self().setOption(TCP_OPT_TLS_MAX_VERSION, version);
+  }
+
+  /// TLS 1.2 cipher suites in order of preference, by IANA name
+  /// ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"); empty = Go's secure
+  /// defaults. TLS 1.3 suites cannot be chosen. An unknown or insecure
+  /// name: TCP_ERR_INVALID_ARG.
+  int setTlsCipherSuites(const std::vector<std::string> &suites) {
+    return self().setOption(TCP_OPT_TLS_CIPHER_SUITES, joinList(suites));
+  }
+
+  /// ALPN protocols, preferred first ({"h2", "http/1.1"}). A client offers
+  /// them; a server accepts only them (a client that offers none of them
+  /// fails the handshake). Empty (the default) = no ALPN. The result:
+  /// getTlsInfo().alpn.
+  int setAlpn(const std::vector<std::string> &protocols) {
+    return self().setOption(TCP_OPT_TLS_ALPN, joinList(protocols));
+  }
+
+  /// Appends the secrets of every handshake to path in the NSS key-log
+  /// format (SSLKEYLOGFILE) so that Wireshark can decrypt a capture. For
+  /// debugging only: whoever reads the file can decrypt the traffic. ""
+  /// (the default) = none.
+  int setTlsKeyLogFile(const std::string &path) {
+    return self().setOption(TCP_OPT_TLS_KEYLOG_FILE, path);
+  }
+
+  /// true (the default): a client keeps its sessions and resumes them on
+  /// the next connection (getTlsInfo().resumed); a server issues session
+  /// tickets. false: neither.
+  int setTlsResumption(const bool enable) {
+    return self().setOption(TCP_OPT_TLS_RESUMPTION, enable ? 1 : 0);
+  }
+
+ protected:
+  TlsOptions() = default;
+  TlsOptions(const TlsOptions &) = default;
+  TlsOptions(TlsOptions &&) noexcept = default;
+  TlsOptions &operator=(const TlsOptions &) = default;
+  TlsOptions &operator=(TlsOptions &&) noexcept = default;
+  ~TlsOptions() = default;
+
+ private:
+  D &self() { return static_cast<D &>(*this); }
+};
 
 }  // namespace detail
 

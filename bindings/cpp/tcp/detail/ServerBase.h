@@ -30,6 +30,8 @@ struct ServerState {
 
   Slot<void(const int)> established;
   Slot<void(const int, const std::string)> message;
+  Slot<void(const int, const std::string, const bool)> messageEx;
+  Slot<bool(const CertificateInfo &)> certificate;
   Slot<void(const int)> closed;
   Slot<void(const int, const CloseReason)> closedWithReason;
   Slot<void(const int)> ready;
@@ -49,6 +51,19 @@ struct ServerState {
     handle = fragmented ? ::tcp_server_new_fragmented(delimiter, maxLen)
                         : ::tcp_server_new();
     if (!handle) throw std::bad_alloc();
+    init();
+  }
+  explicit ServerState(const Framing &framing)
+      : continuous(framing.kind() == Framing::Kind::Continuous) {
+    handle = framing.newServer();
+    if (!handle) {
+      if (::tcp_errcode() == TCP_ERR_INVALID_ARG)
+        throw std::invalid_argument("tcp: bad framing: " + lastErrorMessage());
+      throw std::bad_alloc();
+    }
+    init();
+  }
+  void init() {
     ::tcp_server_set_option(handle, TCP_OPT_SEND_QUEUE_LIMIT, kDefaultSendQueueLimit);
     ::tcp_server_set_on_established(handle, &ServerState::onEstablished, this);
     ::tcp_server_set_on_message_ex(handle, &ServerState::onMessage, this);
@@ -110,7 +125,7 @@ struct ServerState {
   }
 
   static void onMessage(void *ud, int id, void *connData, const char *data, size_t len,
-                        int /*flags*/) noexcept {
+                        int flags) noexcept {
     auto *s = static_cast<ServerState *>(ud);
     if (s->continuous) {
       Connection *c = s->connectionOf(id, connData);
@@ -122,9 +137,17 @@ struct ServerState {
         return;
       }
     }
-    if (auto f = s->message.get()) {
+    if (auto g = s->messageEx.get()) {
+      const bool complete = (flags & TCP_MSG_PARTIAL) == 0;
+      guarded(s->exception, id, "message", [&] { (*g)(id, std::string(data, len), complete); });
+    } else if (auto f = s->message.get()) {
       guarded(s->exception, id, "message", [&] { (*f)(id, std::string(data, len)); });
     }
+  }
+
+  static int onCertificate(void *ud, const tcp_cert_info *info) noexcept {
+    auto *s = static_cast<ServerState *>(ud);
+    return runCertificateCheck(s->certificate, s->exception, info);
   }
 
   static void onClosed(void *ud, int id, void * /*connData*/, int reason) noexcept {
@@ -168,7 +191,7 @@ struct ServerState {
 };
 
 // The part of the server API that does not depend on TCP or TLS.
-class ServerBase : public ConnectionOptions<ServerBase> {
+class ServerBase : public ConnectionOptions<ServerBase>, public TlsOptions<ServerBase> {
  public:
   ServerBase(const ServerBase &) = delete;
   ServerBase &operator=(const ServerBase &) = delete;
@@ -593,8 +616,109 @@ class ServerBase : public ConnectionOptions<ServerBase> {
     return toConnectionStats(c);
   }
 
+  // ---- tcpgo extensions: framings and sending ----
+
+  /// The message worker with the "complete" flag: false for a part of an
+  /// overlong line that the framing delivers in parts
+  /// (Framing::Eol / Framing::Lines with Overlong::Parts; the last part of
+  /// such a line comes with true), true for every whole message. When set,
+  /// it runs instead of the worker of setWorkOnMessage; an empty function
+  /// goes back to that one. Continuous mode: bytes without a forward stream
+  /// come here too, always with true.
+  void setWorkOnMessageEx(
+      std::function<void(const int clientId, const std::string msg, const bool complete)> worker) {
+    if (s_) s_->messageEx.set(std::move(worker));
+  }
+
+  /// Framing::Records: changes the record length of one connection while
+  /// it runs (ChangeRecordLength). From that connection's message worker it
+  /// applies to the very next record; from another thread from the next
+  /// bytes that arrive. 0 = bytes as they arrive. Returns 0,
+  /// TCP_ERR_NO_CLIENT, or TCP_ERR_INVALID_ARG (not a records framing, or
+  /// over the framing's maximum length).
+  int setRecordLength(const int clientId, const std::size_t recordLength) {
+    return s_ ? ::tcp_server_set_record_length(s_->handle, clientId, recordLength)
+              : TCP_ERR_INVALID_ARG;
+  }
+
+  /// Queues length bytes of the file at path from offset (length -1: to its
+  /// end) for the client as one message, after what is already queued.
+  /// Plain TCP sends it with the kernel's zero-copy sendfile(2); TLS reads
+  /// and encrypts it in chunks. The file is opened now (SendResult::File
+  /// for a wrong path) and read when its turn comes: it must not change
+  /// meanwhile. Framing: continuous and records send it as it is,
+  /// length-prefixed puts the prefix in front, the delimiter and line
+  /// framings refuse files (InvalidArg: a file may hold the delimiter).
+  /// progress (may be empty) hears how far it got (see tcp::FileProgress);
+  /// it is called only when the result is Ok.
+  SendResult sendFile(const int clientId, const std::string &path, const long long offset = 0,
+                      const long long length = -1, FileProgress progress = nullptr) {
+    if (!s_) return SendResult::InvalidArg;
+    if (!progress) {
+      return static_cast<SendResult>(::tcp_server_send_file(s_->handle, clientId, path.c_str(),
+                                                            offset, length, nullptr, nullptr));
+    }
+    auto *p = new ProgressCall<ServerState>{s_.get(), std::move(progress)};
+    int rc = ::tcp_server_send_file(s_->handle, clientId, path.c_str(), offset, length,
+                                    &ProgressCall<ServerState>::call, p);
+    if (rc != 0) delete p;  // the library never calls it after a failure
+    return static_cast<SendResult>(rc);
+  }
+
+  /// Queues several buffers as ONE message (framed once), without joining
+  /// them first: sendv(id, {header, body}).
+  SendResult sendv(const int clientId, std::initializer_list<std::string_view> parts) {
+    return sendv(clientId, parts.begin(), parts.size());
+  }
+  SendResult sendv(const int clientId, const std::vector<std::string_view> &parts) {
+    return sendv(clientId, parts.data(), parts.size());
+  }
+
+  /// Queues a line: the framings that end messages themselves (delimiter,
+  /// end of line, lines, length prefix) send it as one message; continuous
+  /// and records append CRLF. The line ends at its first NUL byte.
+  SendResult sendLine(const int clientId, const std::string &line) {
+    if (!s_) return SendResult::InvalidArg;
+    return static_cast<SendResult>(::tcp_server_send_line(s_->handle, clientId, line.c_str()));
+  }
+
+  // ---- tcpgo extensions: TLS (also STARTTLS on a TcpServer) ----
+
+  /// The certificate worker (SSLClientAuthentication): runs during each
+  /// client's handshake, before established, and decides whether it goes
+  /// on (see tcp::CertificateCheck and tcp::CertificateInfo). It sees
+  /// clients whose certificate the built-in check rejected or that sent
+  /// none (unless a client certificate is required and none was sent).
+  /// Set it before start() when the server has no CA: clients are then
+  /// asked for a certificate (optional) so that the worker can judge it.
+  /// Runs on the connection's library thread; it must not block long (the
+  /// handshake timeout runs) nor stop the server. An empty function removes
+  /// it (the built-in verdict decides). A worker that throws refuses.
+  void setWorkOnCertificate(CertificateCheck worker) {
+    if (!s_) return;
+    std::lock_guard<std::mutex> lock(s_->acceptMutex);
+    const bool on = static_cast<bool>(worker);
+    s_->certificate.set(std::move(worker));
+    ::tcp_server_set_on_cert(s_->handle, on ? &ServerState::onCertificate : nullptr, s_.get());
+  }
+
+  /// The negotiated TLS parameters of a client's connection (version,
+  /// suite, ALPN, SNI, the client's certificate...), or nothing for an
+  /// unknown client, a plain connection, or a handshake not yet done. Best
+  /// called from the established worker or later.
+  std::optional<TlsInfo> getTlsInfo(const int clientId) const {
+    if (!s_) return std::nullopt;
+    tcp_server *h = s_->handle;
+    return readTlsInfo(
+        [&](tcp_tls_info *i, size_t n) { return ::tcp_server_tls_info(h, clientId, i, n); },
+        [&](int what, char *buf, size_t len) {
+          return ::tcp_server_tls_str(h, clientId, what, buf, len);
+        });
+  }
+
  protected:
   ServerBase() : s_(new ServerState(false, '\0', 0)) {}
+  explicit ServerBase(const Framing &framing) : s_(new ServerState(framing)) {}
   ServerBase(char delimiter, size_t messageMaxLen)
       : s_(new ServerState(true, delimiter, messageMaxLen)) {}
 
@@ -605,6 +729,15 @@ class ServerBase : public ConnectionOptions<ServerBase> {
   SendResult sendEx(int clientId, const void *data, size_t len) {
     if (!s_) return SendResult::InvalidArg;
     return static_cast<SendResult>(::tcp_server_send_ex(s_->handle, clientId, data, len));
+  }
+
+  SendResult sendv(int clientId, const std::string_view *parts, size_t n) {
+    if (!s_) return SendResult::InvalidArg;
+    if (n > static_cast<size_t>(INT_MAX)) return SendResult::InvalidArg;
+    std::vector<tcp_iovec> iov(n);
+    for (size_t i = 0; i < n; i++) iov[i] = tcp_iovec{parts[i].data(), parts[i].size()};
+    return static_cast<SendResult>(
+        ::tcp_server_sendv(s_->handle, clientId, iov.data(), static_cast<int>(n)));
   }
 
   std::unique_ptr<ServerState> s_;
