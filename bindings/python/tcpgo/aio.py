@@ -185,6 +185,62 @@ class _Bridge:
             self._finalizer()
 
 
+def _expire(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_exception(asyncio.TimeoutError())
+
+
+class _RecvQueue:
+    """A client's received messages, for :meth:`Client.recv`: what
+    ``asyncio.Queue`` + ``asyncio.wait_for`` do, without a task and a queue
+    future per call (a request/response loop makes one call per message)."""
+
+    __slots__ = ("items", "getters")
+
+    def __init__(self) -> None:
+        self.items: Deque[Any] = collections.deque()
+        self.getters: Deque["asyncio.Future[None]"] = collections.deque()
+
+    def put_nowait(self, item: Any) -> None:
+        self.items.append(item)
+        self._wake_next()
+
+    def _wake_next(self) -> None:
+        getters = self.getters
+        while getters:
+            g = getters.popleft()
+            if not g.done():
+                g.set_result(None)
+                return
+
+    async def get(self, timeout: Optional[float] = None) -> Any:
+        """The next item; asyncio.TimeoutError after ``timeout`` seconds."""
+        items = self.items
+        if items:
+            return items.popleft()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        while not items:
+            g = loop.create_future()
+            self.getters.append(g)
+            timer = None if deadline is None else loop.call_at(deadline, _expire, g)
+            try:
+                await g
+            except BaseException:
+                g.cancel()
+                try:
+                    self.getters.remove(g)
+                except ValueError:
+                    pass
+                if items and not g.cancelled():
+                    self._wake_next()  # the wake-up meant for us goes to the next getter
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        return items.popleft()
+
+
 class _Seq:
     """Runs one connection's handlers in order, awaiting coroutine results."""
 
@@ -920,7 +976,7 @@ class Client(_AioBase):
         self._on_connect_h = on_connect
         self._closed_arity = ArityCache(1)
         self._on_error = on_error
-        self._queue: "asyncio.Queue[Any]" = asyncio.Queue()
+        self._queue = _RecvQueue()
         self._seq: Optional[_Seq] = None
         self._closed_reason: Optional[PeerError] = None
         self._waiters = _Waiters()
@@ -956,7 +1012,7 @@ class Client(_AioBase):
     async def connect(self, host: str, port: int) -> "Client":
         """Connect (in a worker thread, so the loop keeps running); returns self."""
         self._attach(self._cli)
-        self._queue = asyncio.Queue()
+        self._queue = _RecvQueue()
         self._seq = _Seq(self)
         loop = asyncio.get_running_loop()
         try:
@@ -1026,10 +1082,7 @@ class Client(_AioBase):
         messages were taken."""
         if self._seq is None:
             raise NotRunningError("call connect() first")
-        if timeout is None:
-            item = await self._queue.get()
-        else:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
+        item = await self._queue.get(timeout)
         if item is _CLOSED:
             self._queue.put_nowait(_CLOSED)
             why = self._closed_reason
