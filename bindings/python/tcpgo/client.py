@@ -81,6 +81,21 @@ class TcpClient(Writable, Endpoint):
     ``linger``              1               how long :meth:`stop` waits for queued
                                             data
     ``nodelay``             True            TCP_NODELAY
+    ``framing``             None            a :mod:`tcpgo.framing` object instead of
+                                            ``delimiter``/``max_len``
+    ``verify``              "full"          TLS (:class:`TlsClient`, :meth:`starttls`):
+                                            "full" checks chain and name, "ca" only
+                                            the chain
+    ``server_name``         the host        the name to verify and send as SNI
+    ``system_cas``          False           trust the system's CAs besides ``ca``
+    ``min_tls_version``,    "1.3"           TLS versions ("1.2", "1.3")
+    ``max_tls_version``
+    ``cipher_suites``       Go's defaults   TLS 1.2 suites by IANA name
+    ``alpn``                ()              ALPN protocols offered, preferred first
+    ``resumption``          True            resume sessions on the next connect
+    ``key_log_file``        None            NSS key log (debugging only)
+    ``on_cert``             None            judges the server's certificate
+                                            (see :meth:`on_cert`)
     ======================  ==============  =========================================
 
     With ``reconnect=True`` the client keeps its handlers and its receive
@@ -516,10 +531,11 @@ class TcpClient(Writable, Endpoint):
         Usually after the server's go-ahead (e.g. ``"220 Ready"``); the TLS
         options given at creation apply.
 
-        From another thread it waits for the handshake and raises
+        It waits for the handshake (up to ``connect_timeout``; from a handler
+        too, which holds up this client's events meanwhile) and raises
         :class:`tcpgo.HandshakeError` / :class:`tcpgo.CertificateError` when
-        it fails (the connection then closes). From a handler it returns at
-        once; ``on_connect(0, result)`` reports the end of the handshake."""
+        it fails (the connection then closes), :class:`ValueError` when the
+        connection already uses TLS."""
         fn = need("tcp_client_starttls")
         if (cert is None) != (key is None):
             raise ValueError("give both cert and key for mutual TLS, or neither")

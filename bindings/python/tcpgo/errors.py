@@ -31,7 +31,7 @@ import builtins
 import enum
 import errno as _errno
 import os
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 __all__ = [
     "StartCode", "ErrorCode", "Error", "ForkError", "StartError", "InvalidPortError",
@@ -131,7 +131,7 @@ class StartError(Error):
     def __str__(self) -> str:  # not OSError's "[Errno N] ..." form: the message says more
         return self.message
 
-    def __reduce__(self):  # keep pickling working with the extra arguments
+    def __reduce__(self) -> Tuple[Any, ...]:  # keep pickling working with the extra arguments
         return (type(self), (int(self.code), self.message, self.reason, self.errno))
 
 
@@ -156,7 +156,7 @@ class CertificateError(StartError):
         self.path = path
         self.kind = kind
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (int(self.code), self.message, self.reason, self.path, self.kind,
                              self.errno))
 
@@ -217,7 +217,7 @@ class SendError(Error):
         self.reason = reason
         self.code: "int | ErrorCode | None" = None if code is None else _code(code)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (str(self.args[0]) if self.args else "", self.reason,
                              None if self.code is None else int(self.code)))
 
@@ -252,7 +252,7 @@ class PeerError(Error):
         self.message = message
         self.client_id = client_id
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (int(self.code), self.message, self.client_id))
 
 
@@ -279,7 +279,7 @@ _ERRNO_BY_TEXT["i/o timeout"] = _errno.ETIMEDOUT  # Go's dial deadline
 
 def _errno_from_text(reason: str) -> Optional[int]:
     low = reason.lower()
-    best = None
+    best: Optional[Tuple[str, int]] = None
     for text, n in _ERRNO_BY_TEXT.items():
         if text in low and (best is None or len(text) > len(best[0])):
             best = (text, n)

@@ -243,8 +243,7 @@ class _AcceptCall:
             return 1 if h(ip.decode("ascii", "replace") if ip else "", port, local_port) else 0
         except BaseException:  # never unwind into the library
             try:
-                _core.logger.exception("tcpgo: exception in on_accept handler; connection "
-                                       "refused")
+                _core.logger.exception("exception in on_accept handler; connection refused")
             except BaseException:
                 pass
             return 0
@@ -358,6 +357,20 @@ class TcpServer(Endpoint):
     ``allowed``             () (all)        only these addresses/CIDR ranges may
                                             connect (see :attr:`allowed`)
     ``blocked``             ()              these may not (see :attr:`blocked`)
+    ``framing``             None            a :mod:`tcpgo.framing` object instead of
+                                            ``delimiter``/``max_len``:
+                                            :class:`tcpgo.LengthPrefixed`,
+                                            :class:`tcpgo.Delimiter`,
+                                            :class:`tcpgo.Lines`, :class:`tcpgo.Records`
+    ``min_tls_version``,    "1.3"           TLS versions ("1.2", "1.3"), for a
+    ``max_tls_version``                     :class:`TlsServer` and STARTTLS upgrades
+                                            (:meth:`starttls`), as the options below
+    ``cipher_suites``       Go's defaults   TLS 1.2 suites by IANA name
+    ``alpn``                ()              ALPN protocols accepted, preferred first
+    ``resumption``          True            issue session tickets
+    ``key_log_file``        None            NSS key log (debugging only)
+    ``on_cert``             None            judges client certificates
+                                            (see :meth:`on_cert`)
     ======================  ==============  =========================================
 
     Options are fixed while the server runs (stop it to change them), except
@@ -1046,7 +1059,7 @@ class TcpServer(Endpoint):
             err = send_error(code,  # type: ignore[arg-type]
                              f"{count - max(queued, 0)} of {count} messages sent by handlers "
                              f"were not queued" + (f": {reason}" if reason else ""), reason)
-            _core.logger.info("tcpgo: %r: %s", self, err)
+            _core.logger.info("%r: %s", self, err)
             h2 = self._on_error
             if h2 is not None:
                 try:
