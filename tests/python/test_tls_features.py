@@ -434,7 +434,7 @@ class OpenSSLInteropTest(TestCase):
     def s_client(self, port: int, stdin: str, *args: str) -> str:
         p = subprocess.run([OPENSSL or "openssl", "s_client", "-connect", f"{LOOPBACK}:{port}",
                             "-ign_eof", *args], input=stdin, capture_output=True, text=True,
-                           timeout=30)
+                           timeout=20)
         return p.stdout + p.stderr
 
     def test_alpn_with_s_client(self) -> None:
@@ -486,6 +486,54 @@ class OpenSSLInteropTest(TestCase):
         finally:
             proc.kill()
             proc.communicate(timeout=TIMEOUT)
+
+    def start_s_server(self, *args: str) -> "tuple[subprocess.Popen[str], int]":
+        proc = subprocess.Popen([OPENSSL or "openssl", "s_server", "-accept", f"{LOOPBACK}:0",
+                                 *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: (proc.kill(), proc.communicate(timeout=TIMEOUT)))
+        assert proc.stdout is not None
+        timer = threading.Timer(TIMEOUT, proc.kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                m = re.search(r"ACCEPT .*:(\d+)", line)
+                if m:
+                    return proc, int(m.group(1))
+        finally:
+            timer.cancel()
+        self.fail("s_server printed no port")
+
+    def test_sni_with_s_client(self) -> None:
+        other = tcpgo.generate_certs(tempdir(), hosts="other.test")
+        names = Collector()
+        srv = echo_tls(on_established=lambda conn: (names.add(conn.tls_info().server_name),
+                                                    conn.close()))  # s_client then exits
+        srv.add_cert("other.test", other.server_cert, other.server_key)
+        with srv:
+            port = srv.start(0)
+            out = self.s_client(port, "", "-servername", "other.test", "-CAfile", other.ca,
+                                "-verify_return_error", "-verify_hostname", "other.test")
+            self.assertIn("Verification: OK", out)
+            self.assertEqual(names.wait_count(1), ["other.test"])
+
+    def test_resumption_against_s_server(self) -> None:
+        c = certs()
+        _proc, port = self.start_s_server("-cert", c.server_cert, "-key", c.server_key,
+                                          "-naccept", "2", "-rev")
+        with tcpgo.TlsClient(ca=c.ca, server_name="localhost") as cl:
+            resumed = []
+            for _ in range(2):
+                cl.connect(LOOPBACK, port)
+                # -rev answers each line reversed; the answer comes after the session
+                # ticket, so the client has its ticket once it has the answer
+                cl.send(b"ping\n")
+                self.assertTrue(cl.recv(TIMEOUT))
+                info = cl.tls_info()
+                assert info is not None
+                resumed.append(info.resumed)
+                cl.stop()
+        self.assertEqual(resumed, [False, True])
 
     def test_starttls_with_s_client_smtp(self) -> None:
         """openssl s_client -starttls smtp: greeting, EHLO, STARTTLS, then TLS."""

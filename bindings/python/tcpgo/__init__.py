@@ -19,8 +19,12 @@ Quick start::
     server.stop()
 
 Classes: :class:`TcpServer`, :class:`TlsServer`, :class:`TcpClient`,
-:class:`TlsClient`; asyncio flavours in :mod:`tcpgo.aio`; helpers
-:func:`request` and :func:`generate_certs`; a CLI: ``python -m tcpgo --help``.
+:class:`TlsClient`; asyncio flavours in :mod:`tcpgo.aio`; framings for the
+``framing=`` argument (:class:`LengthPrefixed`, :class:`Delimiter`,
+:class:`Lines`, :class:`Records`; see :mod:`tcpgo.framing`); TLS details
+(:class:`CertInfo`, :class:`TlsInfo`); helpers :func:`request` and
+:func:`generate_certs`; a CLI: ``python -m tcpgo --help``. The library's own
+log lines go to the ``tcpgo`` logger.
 
 The library is found through ``TCPGO_LIBRARY``, a copy beside this package,
 the path recorded by ``make install``, or the system library path.
