@@ -43,6 +43,12 @@ type EventQueue struct {
 	// locked thread; elsewhere a channel).
 	wake waker
 
+	// A descriptor a host's event loop can watch instead of blocking in
+	// Poll (NotifyFD): written when a record arrives after a poll found the
+	// queue empty, so the host polls with timeout 0 until Poll returns 0.
+	notify *notifier
+	armed  bool // a poll found the queue empty since the last write
+
 	// Records pushed, and records known handled: those a Poll took, once
 	// the poller calls Poll again (a poller handles a batch -- and sends
 	// its replies -- before it polls again).
@@ -139,8 +145,51 @@ func (q *EventQueue) push(kind, id, code int, payload []byte) {
 	q.buf = append(q.buf, h[:]...)
 	q.buf = append(q.buf, payload...)
 	q.pushed++
+	nf := q.takeArmedLocked()
 	q.mu.Unlock()
 	q.wake.signal()
+	nf.signal()
+}
+
+// takeArmedLocked is the notifier to write once q.mu is released, if armed.
+func (q *EventQueue) takeArmedLocked() *notifier {
+	if !q.armed {
+		return nil
+	}
+	q.armed = false
+	return q.notify
+}
+
+// NotifyFD returns a descriptor that becomes readable when events arrive: a
+// host event loop watches it and polls with timeout 0 until Poll returns 0
+// events (which re-arms it), instead of a thread blocking in Poll. The
+// descriptor belongs to the queue (CloseNotify closes it); reading it is the
+// host's business (eventfd semantics: 8 bytes). Linux only.
+func (q *EventQueue) NotifyFD() (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.notify == nil {
+		nf, err := newNotifier()
+		if err != nil {
+			return -1, err
+		}
+		q.notify = nf
+	}
+	if q.rd < len(q.buf) || !q.running {
+		q.notify.signal() // something to take already (or the end to see)
+	} else {
+		q.armed = true
+	}
+	return q.notify.fd, nil
+}
+
+// CloseNotify closes the descriptor of NotifyFD, if any.
+func (q *EventQueue) CloseNotify() {
+	q.mu.Lock()
+	nf := q.notify
+	q.notify, q.armed = nil, false
+	q.mu.Unlock()
+	nf.close()
 }
 
 func (q *EventQueue) started() {
@@ -165,8 +214,11 @@ func (q *EventQueue) stopped() {
 	q.running = false
 	q.releasing = true
 	q.space.Broadcast()
+	nf := q.notify // the poller must see the end
+	q.armed = false
 	q.mu.Unlock()
 	q.wake.signal()
+	nf.signal()
 }
 
 // Poll waits up to timeout for events and copies as many whole records as
@@ -191,6 +243,9 @@ func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err e
 			return n, used, err
 		}
 		running := q.running
+		if q.notify != nil && running {
+			q.armed = true // write the descriptor for the next record
+		}
 		q.mu.Unlock()
 		if !running {
 			return 0, 0, newError(ErrNotRunning, nil, "stopped and every event taken")

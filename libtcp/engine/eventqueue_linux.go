@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,4 +47,42 @@ func (w *waker) wait(token uint32, d time.Duration) {
 	syscall.Syscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(&w.seq)), futexWaitPrivate,
 		uintptr(token), uintptr(unsafe.Pointer(&ts)), 0, 0)
 	w.sleepers.Add(-1)
+}
+
+// notifier is the eventfd of EventQueue.NotifyFD. Its methods accept nil.
+type notifier struct {
+	mu sync.Mutex // a write never reaches a closed (and maybe reused) descriptor number
+	fd int
+}
+
+func newNotifier() (*notifier, error) {
+	fd, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if e != 0 {
+		return nil, newError(ErrIO, e, "eventfd")
+	}
+	return &notifier{fd: int(fd)}, nil
+}
+
+func (n *notifier) signal() {
+	if n == nil {
+		return
+	}
+	one := [8]byte{1}
+	n.mu.Lock()
+	if n.fd >= 0 {
+		syscall.Write(n.fd, one[:]) // EAGAIN only when the counter is full: readable anyway
+	}
+	n.mu.Unlock()
+}
+
+func (n *notifier) close() {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	if n.fd >= 0 {
+		syscall.Close(n.fd)
+		n.fd = -1
+	}
+	n.mu.Unlock()
 }

@@ -25,3 +25,13 @@ func (w *waker) wait(_ uint32, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// notifier: EventQueue.NotifyFD is Linux only.
+type notifier struct{ fd int }
+
+func newNotifier() (*notifier, error) {
+	return nil, newError(ErrInvalidArg, nil, "NotifyFD needs Linux (eventfd)")
+}
+
+func (n *notifier) signal() {}
+func (n *notifier) close()  {}
