@@ -19,7 +19,7 @@ from .errors import (ConnectionClosedError, ErrorCode, NotRunningError, PeerErro
                      StartCode, StartError, start_error)
 from .framing import Framing, MessagePart
 from .sending import FileTransfer, ProgressHandler, iovec_array, line_bytes, refusal, start_file
-from .server import Names, PathLike, TlsVersion, _path, tls_version_value
+from .server import Names, PathLike, TlsVersion
 from .tls import (CertHandler, CertSource, TlsInfo, apply_tls_options, as_pem, check_source,
                   install_cert_handler, is_pem, read_tls_info, shown, triple_args)
 

@@ -56,10 +56,6 @@ _SERVER_OPTIONS: OptionTable = dict(
 )
 
 
-def _path(p: Optional[PathLike]) -> Optional[str]:
-    return None if p is None else os.fspath(p)
-
-
 class BaseConnection(Writable, int):
     """One client of a server, as handlers receive it. It *is* the client id
     (an :class:`int` subclass: ``server.send(conn, data)``, ``conn == 3``, dict
