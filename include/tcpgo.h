@@ -95,6 +95,16 @@
  *   its children. A server for more than ~1000 connections raises the
  *   limit itself, e.g. with tcp_raise_fd_limit().
  *
+ * Memory.  The Go runtime collects its heap when it has grown by the live
+ *   size (GOGC=100). Under many hostile peers that doubles what the
+ *   connections need, so the library keeps the runtime's soft memory limit
+ *   at what is live plus max(64 MiB, half of it), re-read four times a
+ *   second: ordinary servers see no change, a loaded one collects sooner.
+ *   Memory a quiet process no longer uses goes back to the operating system
+ *   within seconds. A host that sets GOMEMLIMIT or GOGC in the environment
+ *   before loading the library keeps its own choice (the library then sets
+ *   no limit).
+ *
  * Output.  The library prints nothing unless asked: see tcp_set_log().
  *
  * Defaults for untrusted peers (every value is an option, see below):
