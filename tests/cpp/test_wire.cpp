@@ -346,11 +346,11 @@ TEST(Framing, OverlongEolLineCloses) {
 // worker (applies to the very next record) while another connection keeps
 // its length.
 TEST(Framing, RecordLengthChangesPerConnection) {
+  std::atomic<int> changeFor{0};
+  std::atomic<int> changeRc{1};
   Monitor<WireEvents> ev;
   tcp::TcpServer server{tcp::Framing::Records(3, 64)};
   recordWire(server, ev);
-  std::atomic<int> changeFor{0};
-  std::atomic<int> changeRc{1};
   server.setWorkOnMessageEx([&](const int id, const std::string msg, const bool complete) {
     if (id == changeFor.load() && msg == "HDR") changeRc = server.setRecordLength(id, 5);
     ev.update([&](auto &e) { e.parts.push_back(Part{id, msg, complete}); });
@@ -645,8 +645,8 @@ TEST(Send, SendLine) {
   tcp::TcpServer lines{tcp::Framing::Lines(0, tcp::Overlong::Close, "\n")};
   recordWire(lines, ev2);
   const int port2 = startLoopback(lines);
-  tcp::TcpClient client{tcp::Framing::Lines()};
   Monitor<ClientEvents> cev;
+  tcp::TcpClient client{tcp::Framing::Lines()};
   record(client, cev);
   ASSERT_EQ(client.start("127.0.0.1", port2), tcp::CLIENT_START_OK);
   const int id2 = waitEstablished(ev2);
