@@ -40,6 +40,8 @@ type conn struct {
 	proxy       *ProxyInfo // the PROXY header's content; nil without one
 	tlsx        connTLS    // negotiated TLS details, a STARTTLS request (tlsinfo.go, starttls.go)
 	dec         Decoder    // set by the reader before the first read
+	quiet       bool       // TLS: the last read at a message boundary was short (reader only)
+	small       []byte     // TLS: the quiet read's buffer (readTLSBoundary)
 	established atomic.Bool
 	closing     atomic.Bool  // set by close: no Message call after it
 	goid        atomic.Int64 // goroutine that delivers this connection's events
@@ -112,7 +114,8 @@ func newConn(id int, nc net.Conn, o *Options, b *budget, ss *serverCounters) *co
 // useTLS switches reading and writing to the TLS connection over raw.
 func (c *conn) useTLS(t net.Conn) {
 	c.nc = t
-	c.rc = nil // TLS buffers internally: only its own Read may wait
+	c.rc = nil     // TLS buffers internally: only its own Read may wait
+	c.quiet = true // see readTLSBoundary
 }
 
 // User is the value set with SetUser, or nil.
@@ -728,8 +731,7 @@ func (c *conn) budgetExceeded() readResult {
 func (c *conn) read(r *recvBuf) (int, error) {
 	if c.rc == nil {
 		if r.b == nil {
-			r.pooled = readPool.Get().(*[]byte)
-			r.b = *r.pooled
+			return c.readTLSBoundary(r)
 		}
 		return c.nc.Read(r.b[r.end:])
 	}
@@ -764,6 +766,38 @@ func (c *conn) read(r *recvBuf) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// tlsQuietRead is the buffer of a TLS read at a message boundary after a
+// short read. TLS cannot wait for readability without a buffer (its Read
+// does the waiting), so a quiet connection -- an idle one, or one whose
+// peer sends a request at a time -- waits with these bytes of its own
+// instead of a pooled 16 KiB chunk; a read that fills them switches back to
+// the chunk (the rest of the record's plaintext stays in the TLS layer).
+const tlsQuietRead = 512
+
+// readTLSBoundary reads with nothing pending (TLS): into the connection's
+// small buffer while it is quiet, copied into a pooled chunk once bytes
+// came, else into the chunk directly.
+func (c *conn) readTLSBoundary(r *recvBuf) (int, error) {
+	if c.quiet {
+		if c.small == nil {
+			c.small = make([]byte, tlsQuietRead)
+		}
+		n, err := c.nc.Read(c.small)
+		if n > 0 {
+			r.pooled = readPool.Get().(*[]byte)
+			r.b = *r.pooled
+			copy(r.b[r.end:], c.small[:n])
+		}
+		c.quiet = n < len(c.small)
+		return n, err
+	}
+	r.pooled = readPool.Get().(*[]byte)
+	r.b = *r.pooled
+	n, err := c.nc.Read(r.b[r.end:])
+	c.quiet = n < tlsQuietRead
+	return n, err
 }
 
 // armReadDeadline sets the read deadline from the idle and message
