@@ -93,6 +93,7 @@ func (cl *Client) StartTLS(host string, port int, files TLSFiles) error {
 }
 
 func (cl *Client) start(host string, port int, src TLSSource) error {
+	startIdleRelease() // a process with clients only returns memory too
 	cl.startMu.Lock()
 	defer cl.startMu.Unlock()
 	cl.mu.Lock()
