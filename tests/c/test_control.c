@@ -387,7 +387,7 @@ TEST(idle_timeout_per_connection) {
   server_ext *x = server_ext_new(r, 0);
   int port, fa, fb, fc, a, b, c, b_closed;
 
-  REQUIRE_EQ(tcp_server_set_option(r->s, TCP_OPT_IDLE_TIMEOUT_MS, 1000), 0);
+  REQUIRE_EQ(tcp_server_set_option(r->s, TCP_OPT_IDLE_TIMEOUT_MS, 3000), 0);
   port = start_tcp(r->s);
   fa = raw_connect(port);
   fb = raw_connect(port);
@@ -403,7 +403,7 @@ TEST(idle_timeout_per_connection) {
 
   CHECK_WAIT(&r->m, CONN(r, a)->closed == 1);
   CHECK_REASON(x, a, TCP_CLOSE_IDLE_TIMEOUT);
-  CHECK_EQ(reason_of(x, c), 0); /* 1000 ms not over yet */
+  CHECK_EQ(reason_of(x, c), 0); /* 3000 ms not over yet (room for a loaded machine) */
   CHECK_WAIT(&r->m, CONN(r, c)->closed == 1);
   CHECK_REASON(x, c, TCP_CLOSE_IDLE_TIMEOUT);
   WAIT_UNTIL(b_closed, &r->m, CONN(r, b)->closed, 300);
