@@ -34,7 +34,8 @@ class TlsClient : public detail::ClientBase {
 
   // Connects with TLS and returns when the handshake is done.
   // pathToCaCert: the CA the server's certificate must be signed by (as v2,
-  // only the signature is checked, not the host name: see setVerifyMode);
+  // only the signature is checked, not the host name: see
+  // setFullVerification);
   // pathToCert / pathToPrivKey: the client's certificate and key. Returns
   // CLIENT_START_OK, 10 (port), 30..35 (own files, in v2's order), 50
   // (connection), 60 (handshake failed: e.g. the server's certificate is not
