@@ -588,6 +588,11 @@ typedef int (*tcp_accept_fn)(void *user_data, const char *ip, int port,
 /* Client side: the connection ended; reason is a tcp_close_reason. */
 typedef void (*tcp_client_closed_ex_fn)(void *user_data, int reason);
 
+/* Client side: bytes from the server, with flags 0 or TCP_MSG_PARTIAL
+ * (see tcp_message_ex_fn). */
+typedef void (*tcp_client_message_ex_fn)(void *user_data, const char *data,
+                                         size_t len, int flags);
+
 /* Client side: the queue drained after a refused send (see tcp_ready_fn). */
 typedef void (*tcp_client_ready_fn)(void *user_data);
 
@@ -1111,7 +1116,11 @@ int tcp_client_local_port(const tcp_client *c);
 /* The detailed reason of the last failure on this client. */
 int tcp_client_last_error(const tcp_client *c, char *buf, size_t buflen);
 
-/* Client: the same flow control and introspection as the server's. */
+/* Client: the same flow control and introspection as the server's. The
+ * extended message callback runs instead of the plain one when both are
+ * set. */
+void tcp_client_set_on_message_ex(tcp_client *c, tcp_client_message_ex_fn fn,
+                                  void *user_data);
 void tcp_client_set_on_closed_ex(tcp_client *c, tcp_client_closed_ex_fn fn,
                                  void *user_data);
 void tcp_client_set_on_ready(tcp_client *c, tcp_client_ready_fn fn,

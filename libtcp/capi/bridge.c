@@ -20,6 +20,7 @@ void tcpgo_call_closed_ex(tcp_closed_ex_fn fn, void *ud, int id, void *cd, int r
 void tcpgo_call_ready(tcp_ready_fn fn, void *ud, int id, void *cd) { fn(ud, id, cd); }
 int tcpgo_call_accept(tcp_accept_fn fn, void *ud, const char *ip, int port, int local_port) { return fn(ud, ip, port, local_port); }
 void tcpgo_call_client_closed_ex(tcp_client_closed_ex_fn fn, void *ud, int reason) { fn(ud, reason); }
+void tcpgo_call_client_message_ex(tcp_client_message_ex_fn fn, void *ud, const char *data, size_t len, int flags) { fn(ud, data, len, flags); }
 void tcpgo_call_client_ready(tcp_client_ready_fn fn, void *ud) { fn(ud); }
 void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, int result) { fn(ud, attempt, result); }
 void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg) { fn(ud, level, msg); }

@@ -22,6 +22,7 @@ typedef void (*tcp_closed_ex_fn)(void *user_data, int client_id, void *conn_data
 typedef void (*tcp_ready_fn)(void *user_data, int client_id, void *conn_data);
 typedef int (*tcp_accept_fn)(void *user_data, const char *ip, int port, int local_port);
 typedef void (*tcp_client_closed_ex_fn)(void *user_data, int reason);
+typedef void (*tcp_client_message_ex_fn)(void *user_data, const char *data, size_t len, int flags);
 typedef void (*tcp_client_ready_fn)(void *user_data);
 typedef void (*tcp_client_connect_fn)(void *user_data, int attempt, int result);
 typedef void (*tcp_log_fn)(void *user_data, int level, const char *msg);
@@ -68,6 +69,7 @@ void tcpgo_call_closed_ex(tcp_closed_ex_fn fn, void *ud, int id, void *cd, int r
 void tcpgo_call_ready(tcp_ready_fn fn, void *ud, int id, void *cd);
 int tcpgo_call_accept(tcp_accept_fn fn, void *ud, const char *ip, int port, int local_port);
 void tcpgo_call_client_closed_ex(tcp_client_closed_ex_fn fn, void *ud, int reason);
+void tcpgo_call_client_message_ex(tcp_client_message_ex_fn fn, void *ud, const char *data, size_t len, int flags);
 void tcpgo_call_client_ready(tcp_client_ready_fn fn, void *ud);
 void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, int result);
 void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg);

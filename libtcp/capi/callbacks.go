@@ -174,6 +174,8 @@ func callCert(s *slots, fn C.tcp_cert_check_fn, ud unsafe.Pointer, cc *engine.Ce
 type clientCallbacks struct {
 	message   C.tcp_client_message_fn
 	messageUD unsafe.Pointer
+	messageEx C.tcp_client_message_ex_fn
+	msgExUD   unsafe.Pointer
 	closed    C.tcp_client_closed_fn
 	closedUD  unsafe.Pointer
 	closedEx  C.tcp_client_closed_ex_fn
@@ -234,8 +236,19 @@ func (h *clientHandler) certCheck(cc *engine.CertCheck) bool {
 
 func (h *clientHandler) Message(_ int, data []byte) { h.MessageEx(0, data, false, nil) }
 
-func (h *clientHandler) MessageEx(_ int, data []byte, _ bool, _ any) {
-	if cb := h.cbs.Load(); cb.message != nil {
+func (h *clientHandler) MessageEx(_ int, data []byte, partial bool, _ any) {
+	cb := h.cbs.Load()
+	if cb.messageEx != nil {
+		var flags C.int
+		if partial {
+			flags = 1 // TCP_MSG_PARTIAL
+		}
+		h.slots.enter()
+		C.tcpgo_call_client_message_ex(cb.messageEx, cb.msgExUD, bytePtr(data), C.size_t(len(data)), flags)
+		h.slots.leave()
+		return
+	}
+	if cb.message != nil {
 		h.slots.enter()
 		C.tcpgo_call_client_message(cb.message, cb.messageUD, bytePtr(data), C.size_t(len(data)))
 		h.slots.leave()

@@ -221,6 +221,13 @@ func tcp_client_conn_stats(c *C.tcp_client, out *C.tcp_conn_stats, outSize C.siz
 	return fillStats(unsafe.Pointer(out), outSize, unsafe.Pointer(&v), unsafe.Sizeof(v))
 }
 
+//export tcp_client_set_on_message_ex
+func tcp_client_set_on_message_ex(c *C.tcp_client, fn C.tcp_client_message_ex_fn, ud unsafe.Pointer) {
+	if o := lookupClient(c); o != nil {
+		o.handler.update(func(cb *clientCallbacks) { cb.messageEx, cb.msgExUD = fn, ud })
+	}
+}
+
 //export tcp_client_set_on_closed_ex
 func tcp_client_set_on_closed_ex(c *C.tcp_client, fn C.tcp_client_closed_ex_fn, ud unsafe.Pointer) {
 	if o := lookupClient(c); o != nil {

@@ -143,6 +143,61 @@ TEST(lines_overlong_in_parts) {
   server_ext_free(x);
 }
 
+/* The client's extended message callback sees the same parts and flags;
+ * it runs instead of the plain one. */
+typedef struct parts_rec {
+  monitor m;
+  int count, partial, plain;
+  char text[64];
+} parts_rec;
+
+static void on_client_part(void *ud, const char *data, size_t len, int flags) {
+  parts_rec *p = ud;
+  monitor_lock(&p->m);
+  if (strlen(p->text) + len + 2 < sizeof p->text) {
+    strncat(p->text, data, len);
+    strcat(p->text, flags & TCP_MSG_PARTIAL ? "+" : "|");
+  }
+  p->count++;
+  p->partial += (flags & TCP_MSG_PARTIAL) != 0;
+  monitor_broadcast(&p->m);
+  monitor_unlock(&p->m);
+}
+
+static void on_client_plain(void *ud, const char *data, size_t len) {
+  parts_rec *p = ud;
+  (void)data;
+  (void)len;
+  monitor_lock(&p->m);
+  p->plain++;
+  monitor_unlock(&p->m);
+}
+
+TEST(client_lines_overlong_in_parts) {
+  server_rec *r = server_rec_new(tcp_server_new());
+  tcp_client *c = tcp_client_new_lines(NULL, 4, TCP_OVERLONG_PARTS);
+  parts_rec p;
+  int id;
+
+  memset(&p, 0, sizeof p);
+  monitor_init(&p.m);
+  tcp_client_set_on_message(c, on_client_plain, &p);
+  tcp_client_set_on_message_ex(c, on_client_part, &p);
+  REQUIRE_EQ(tcp_client_start(c, "127.0.0.1", start_tcp(r->s)), TCP_START_OK);
+  CHECK_WAIT(&r->m, r->established == 1);
+  id = server_rec_id(r, 0);
+  CHECK_EQ(tcp_send_msg(r->s, id, "abcdefghij\nok\n", 14), 1);
+  CHECK_WAIT(&p.m, p.count == 4);
+  monitor_lock(&p.m);
+  CHECK_STR(p.text, "abcd+efgh+ij|ok|");
+  CHECK_EQ(p.partial, 2);
+  CHECK_EQ(p.plain, 0);
+  monitor_unlock(&p.m);
+  tcp_client_free(c);
+  server_rec_free(r);
+  monitor_destroy(&p.m);
+}
+
 /* Fixed records; the length of one connection changes while it runs. */
 TEST(records_change_length_per_connection) {
   server_rec *r = server_rec_new(tcp_server_new_records(3, 64));
@@ -290,6 +345,7 @@ const test_case framing_tests[] = {
     TEST_ENTRY(eol_with_nul_bytes),
     TEST_ENTRY(lines_accept_cr_lf_crlf),
     TEST_ENTRY(lines_overlong_in_parts),
+    TEST_ENTRY(client_lines_overlong_in_parts),
     TEST_ENTRY(records_change_length_per_connection),
     TEST_ENTRY(framing_constructors_refuse_bad_arguments),
     TEST_END};
