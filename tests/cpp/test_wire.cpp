@@ -327,6 +327,33 @@ TEST(Framing, OverlongLineInPartsWithCompleteFlag) {
   EXPECT_TRUE(ev.snapshot().closed.empty());
 }
 
+// The same parts reach a client's Ex worker, which runs instead of the v2
+// message worker.
+TEST(Framing, ClientOverlongLineInPartsWithCompleteFlag) {
+  Monitor<WireEvents> ev;
+  tcp::TcpServer server{tcp::Framing::Continuous()};
+  recordWire(server, ev);
+  const int port = startLoopback(server);
+  ASSERT_GT(port, 0);
+  Monitor<WireEvents> cev;
+  tcp::TcpClient client{tcp::Framing::Lines(4, tcp::Overlong::Parts)};
+  int v2Calls = 0;
+  client.setWorkOnMessage([&v2Calls](const std::string) { v2Calls++; });
+  client.setWorkOnMessageEx([&cev](const std::string msg, const bool complete) {
+    cev.update([&](auto &e) { e.parts.push_back(Part{0, msg, complete}); });
+  });
+  ASSERT_EQ(client.start("127.0.0.1", port), tcp::CLIENT_START_OK);
+  const int id = waitEstablished(ev);
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(server.sendMsg(id, std::string("abcdefghij\nok\n")));
+  ASSERT_TRUE(cev.waitFor([](auto &e) { return e.parts.size() == 4; }));
+  EXPECT_EQ(cev.snapshot().parts, (std::vector<Part>{{0, "abcd", false},
+                                                     {0, "efgh", false},
+                                                     {0, "ij", true},
+                                                     {0, "ok", true}}));
+  EXPECT_EQ(v2Calls, 0);
+}
+
 // Overlong::Close (the default) closes instead.
 TEST(Framing, OverlongEolLineCloses) {
   Monitor<WireEvents> ev;

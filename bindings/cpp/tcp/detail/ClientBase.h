@@ -18,6 +18,7 @@ struct ClientState {
   std::mutex certMutex;  // the certificate slot and its registration in step  // continuous mode; only the address is kept
 
   Slot<void(const std::string)> message;
+  Slot<void(const std::string, const bool)> messageEx;
   Slot<void()> closed;
   Slot<void(const CloseReason)> closedWithReason;
   Slot<void()> ready;
@@ -47,7 +48,7 @@ struct ClientState {
   }
   void init() {
     ::tcp_client_set_option(handle, TCP_OPT_SEND_QUEUE_LIMIT, kDefaultSendQueueLimit);
-    ::tcp_client_set_on_message(handle, &ClientState::onMessage, this);
+    ::tcp_client_set_on_message_ex(handle, &ClientState::onMessage, this);
     ::tcp_client_set_on_closed_ex(handle, &ClientState::onClosed, this);
     ::tcp_client_set_on_error(handle, &ClientState::onError, this);
     ::tcp_client_set_on_ready(handle, &ClientState::onReady, this);
@@ -57,7 +58,7 @@ struct ClientState {
   ClientState(const ClientState &) = delete;
   ClientState &operator=(const ClientState &) = delete;
 
-  static void onMessage(void *ud, const char *data, size_t len) noexcept {
+  static void onMessage(void *ud, const char *data, size_t len, int flags) noexcept {
     auto *s = static_cast<ClientState *>(ud);
     if (s->continuous) {
       if (s->out) {
@@ -68,7 +69,10 @@ struct ClientState {
       }
       return;
     }
-    if (auto f = s->message.get()) {
+    if (auto g = s->messageEx.get()) {
+      const bool complete = (flags & TCP_MSG_PARTIAL) == 0;
+      guarded(s->exception, 0, "message", [&] { (*g)(std::string(data, len), complete); });
+    } else if (auto f = s->message.get()) {
       guarded(s->exception, 0, "message", [&] { (*f)(std::string(data, len)); });
     }
   }
@@ -143,6 +147,15 @@ class ClientBase : public ConnectionOptions<ClientBase>, public TlsOptions<Clien
   // Fragmented mode: called with every whole message from the server.
   void setWorkOnMessage(std::function<void(const std::string)> worker) {
     if (s_) s_->message.set(std::move(worker));
+  }
+
+  /// The message worker with the "complete" flag: false for a part of an
+  /// overlong line that the framing delivers in parts (Framing::Eol /
+  /// Framing::Lines with Overlong::Parts; the last part comes with true),
+  /// true for every whole message. When set, it runs instead of the worker
+  /// of setWorkOnMessage; an empty function goes back to that one.
+  void setWorkOnMessageEx(std::function<void(const std::string msg, const bool complete)> worker) {
+    if (s_) s_->messageEx.set(std::move(worker));
   }
 
   // True while connected (false once the server closed the connection).
