@@ -155,7 +155,7 @@ func (c *conn) send(f Framing, msg []byte) error {
 	}
 	c.out = out
 	c.stats.msgsOut.Add(1)
-	if queued == 0 && !c.writer && !c.corked && c.rc != nil && len(c.files) == 0 {
+	if queued == 0 && !c.writer && !c.corked && c.rc != nil && len(c.files) == 0 && !c.deferLocked() {
 		c.writeNowLocked()
 		if len(c.out) == 0 {
 			c.mu.Unlock()
@@ -187,6 +187,22 @@ func (c *conn) send(f Framing, msg []byte) error {
 	c.mu.Unlock()
 	return nil
 }
+
+// deferLocked corks c while its event-queue poller handles a batch (see
+// EventQueue.deferSend): the poller's replies to one batch then leave in
+// one write per connection.
+func (c *conn) deferLocked() bool {
+	q, ok := c.events.h.(*EventQueue)
+	if !ok || !q.deferSend(c) {
+		return false
+	}
+	c.corked = true
+	return true
+}
+
+// uncorkDeferred ends a deferral (if the reader corked c meanwhile, what is
+// queued goes out a little earlier than its uncork: harmless).
+func (c *conn) uncorkDeferred() { c.uncork() }
 
 func (c *conn) startWriterLocked() {
 	c.writer = true

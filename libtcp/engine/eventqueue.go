@@ -49,6 +49,14 @@ type EventQueue struct {
 	notify *notifier
 	armed  bool // a poll found the queue empty since the last write
 
+	// Connections whose sends wait for the poller to finish its batch:
+	// while it handles the records a Poll took, sends (its replies) are
+	// corked and go out when it polls again -- one write per connection
+	// and batch instead of one per message. A timer bounds the wait for a
+	// poller that takes long.
+	deferred      []*conn
+	deferredTimer *time.Timer
+
 	// Records pushed, and records known handled: those a Poll took, once
 	// the poller calls Poll again (a poller handles a batch -- and sends
 	// its replies -- before it polls again).
@@ -207,6 +215,7 @@ func (q *EventQueue) stopping() {
 	q.space.Broadcast()
 	q.handledCond.Broadcast()
 	q.mu.Unlock()
+	q.flushDeferred()
 }
 
 func (q *EventQueue) stopped() {
@@ -217,6 +226,7 @@ func (q *EventQueue) stopped() {
 	nf := q.notify // the poller must see the end
 	q.armed = false
 	q.mu.Unlock()
+	q.flushDeferred()
 	q.wake.signal()
 	nf.signal()
 }
@@ -233,6 +243,7 @@ func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err e
 		q.handledCond.Broadcast()
 	}
 	q.mu.Unlock()
+	q.flushDeferred()
 	for {
 		token := q.wake.token() // before looking: a push after this ends the wait
 		q.mu.Lock()
@@ -262,6 +273,42 @@ func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err e
 			continue
 		}
 		q.wake.wait(token, left)
+	}
+}
+
+// deferSend is asked by c.send (c.mu held) before writing inline: true when
+// the poller is handling a batch it took, and c was corked until it polls
+// again (or deferDelay passed).
+func (q *EventQueue) deferSend(c *conn) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.taken == q.handled || !q.running || q.releasing {
+		return false
+	}
+	q.deferred = append(q.deferred, c)
+	if q.deferredTimer == nil {
+		q.deferredTimer = time.AfterFunc(deferDelay, q.flushDeferred)
+	}
+	return true
+}
+
+// deferDelay bounds how long a reply waits for its poller's next poll.
+const deferDelay = 2 * time.Millisecond
+
+// flushDeferred uncorks the connections deferSend corked: each writes what
+// its sends queued, at once.
+func (q *EventQueue) flushDeferred() {
+	q.mu.Lock()
+	list := q.deferred
+	q.deferred = nil
+	if q.deferredTimer != nil {
+		q.deferredTimer.Stop()
+		q.deferredTimer = nil
+	}
+	q.mu.Unlock()
+	for i, c := range list {
+		c.uncorkDeferred()
+		list[i] = nil
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 type waker struct {
 	seq      atomic.Uint32
 	sleepers atomic.Int32
+	pending  atomic.Bool // a wake-up was sent since the last sleeper went to sleep
 }
 
 const (
@@ -33,7 +34,10 @@ func (w *waker) token() uint32 { return w.seq.Load() }
 
 func (w *waker) signal() {
 	w.seq.Add(1)
-	if w.sleepers.Load() > 0 {
+	// One system call per sleep, not one per push until the poller runs:
+	// a sleeper clears pending before it sleeps, and one that sleeps after
+	// this Add returns at once (the futex word changed).
+	if w.sleepers.Load() > 0 && w.pending.CompareAndSwap(false, true) {
 		syscall.Syscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(&w.seq)), futexWakePrivate,
 			1<<30, 0, 0, 0)
 	}
@@ -44,6 +48,7 @@ func (w *waker) signal() {
 func (w *waker) wait(token uint32, d time.Duration) {
 	ts := syscall.NsecToTimespec(int64(d))
 	w.sleepers.Add(1)
+	w.pending.Store(false)
 	syscall.Syscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(&w.seq)), futexWaitPrivate,
 		uintptr(token), uintptr(unsafe.Pointer(&ts)), 0, 0)
 	w.sleepers.Add(-1)
