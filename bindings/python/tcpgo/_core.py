@@ -568,6 +568,8 @@ DIRECT_LINGER = 0.002
 DIRECT_POLL_BUFFER = 64 * 1024
 
 _OWNER_FREE, _OWNER_DISPATCHER, _OWNER_CALLER = 0, 1, 2
+_NOTHING = object()  # _poll_direct: no event yet
+_HANDED = object()  # _poll_direct: wait on the queue (the dispatcher delivers)
 
 
 class _PollToken:
@@ -1024,12 +1026,12 @@ class Endpoint:
         messages and the events are the class's own to deliver."""
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         pt = self._pt
-        get_nowait = q.get_nowait
         while True:
-            try:
-                return get_nowait()
-            except queue.Empty:
-                pass
+            if not q.empty():
+                try:
+                    return q.get_nowait()
+                except queue.Empty:  # another receiver took it
+                    pass
             left = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
             if left <= 0:
                 raise queue.Empty
@@ -1039,59 +1041,66 @@ class Endpoint:
                 return q.get(timeout=left)
             if not pt.caller_take(left):
                 continue
-            direct_ok = True
+            got: Any = _NOTHING
             try:
-                if not q.empty():
-                    continue
-                direct_ok = self._poll_direct(h, q, left)
+                if q.empty():
+                    got = self._poll_direct(h, q, left)
             finally:
                 if pt.owner == _OWNER_CALLER:
                     pt.release()
-            if not direct_ok:  # stopped, reconnecting, or handed to the dispatcher
+            if got is _HANDED:  # stopped, reconnecting, or handed to the dispatcher
                 try:
                     return q.get(timeout=left)
                 except queue.Empty:
                     if deadline is not None and time.monotonic() >= deadline:
                         raise
+            elif got is not _NOTHING:
+                return got
 
-    def _poll_direct(self, h: ctypes.c_void_p, q: "queue.SimpleQueue[Any]", left: float) -> bool:
-        """One poll with the token held; False when the caller should wait on
-        its queue instead (the batch went to the dispatcher, or the handle is
-        not running)."""
+    def _poll_direct(self, h: ctypes.c_void_p, q: "queue.SimpleQueue[Any]", left: float) -> Any:
+        """One poll with the token held and ``q`` empty: the first message of
+        a batch of messages only (the others go to ``q``, in order); _NOTHING
+        when nothing came; _HANDED when the caller should wait on its queue
+        instead (the batch went to the dispatcher, or the handle is not
+        running)."""
         b = self._direct_buf
         if b is None:
+            used = ctypes.c_size_t(0)
             b = self._direct_buf = [ctypes.create_string_buffer(DIRECT_POLL_BUFFER),
-                                    DIRECT_POLL_BUFFER, ctypes.c_size_t(0)]
-        buf, size, used = b
-        n = getattr(_lib.lib(), self._poll_name)(h, buf, size, ctypes.byref(used),
-                                                 max(1, int(left * 1000)))
+                                    DIRECT_POLL_BUFFER, used, ctypes.byref(used),
+                                    getattr(_lib.lib(), self._poll_name)]
+        buf, size, used, pused, poll = b
+        n = poll(h, buf, size, pused, max(1, int(left * 1000)))
         if n > 0:
             data = ctypes.string_at(buf, used.value)
-            # Only messages, and nobody to hand them to: straight to the queue.
+            # Only messages, and nobody to hand them to: they are this caller's.
             if getattr(self, "_on_message", None) is None:
                 unpack = HEADER.unpack_from
+                kind, _cid, _code, ln = unpack(data, 0)
+                if n == 1 and kind == EV_MESSAGE:
+                    return data[HEADER_SIZE:HEADER_SIZE + ln]
                 off, items = 0, []
                 for _ in range(n):
                     kind, _cid, _code, ln = unpack(data, off)
-                    if kind != EV_MESSAGE or _code:  # a MessagePart goes through _deliver
+                    if kind != EV_MESSAGE:
                         break
                     off += HEADER_SIZE
                     items.append(data[off:off + ln])
                     off += ln
                 else:
                     put = q.put
-                    for m in items:
+                    for m in items[1:]:
                         put(m)
-                    return True
+                    return items[0]
             self._pt.hand_to_dispatcher((data, n))
-            return False
+            return _HANDED
         if n == 0:
-            return True
+            return _NOTHING
         if n == ErrorCode.BUFFER_TOO_SMALL:
             size = max(used.value, size * 2)
             b[0], b[1] = ctypes.create_string_buffer(size), size
-            return True
-        return False  # not running (stopped, or between reconnections): the dispatcher decides
+            return _NOTHING
+        return _HANDED  # not running (stopped, or between reconnections): the dispatcher decides
 
     def _dispatcher_done(self) -> None:
         with _running_lock:
