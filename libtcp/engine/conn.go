@@ -221,9 +221,9 @@ func (c *conn) cork() {
 
 func (c *conn) uncork() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.corked = false
 	if c.dead || c.writer || (len(c.out) == 0 && len(c.files) == 0) {
+		c.mu.Unlock()
 		return
 	}
 	if c.rc != nil && c.inflight == 0 && len(c.files) == 0 {
@@ -234,10 +234,19 @@ func (c *conn) uncork() {
 		c.budget.release(written)
 		if len(c.out) == 0 {
 			c.signalDrainedLocked()
+			// A send refused while corked waits for Ready: no writer
+			// will run to deliver it, so this write must.
+			ready := c.wantReady
+			c.wantReady = false
+			c.mu.Unlock()
+			if ready {
+				c.deliverReady()
+			}
 			return
 		}
 	}
 	c.startWriterLocked()
+	c.mu.Unlock()
 }
 
 // writeNowLocked writes as much of c.out as the socket takes without

@@ -503,3 +503,27 @@ func TestTakeBacklogAcceptsQueuedConnections(t *testing.T) {
 		require.NoError(t, err, "a taken connection must still be open")
 	}
 }
+
+// A send refused while the connection was corked (the reader delivering a
+// read's messages, or an event-queue poller's batch): the uncork writes
+// everything at once, with no writer goroutine to notice the drain, and
+// must deliver Ready itself. (tcpgo.aio's drain() waited forever.)
+func TestReadyAfterUncorkWritesEverything(t *testing.T) {
+	o := testOptions()
+	o.SendQueueLimit = 4 << 10
+	o.SendLowWater = 0
+	r := newExtRec("server")
+	s := newServer(t, Continuous{}, o, r)
+	port := startServer(t, s)
+	c := dial(t, port)
+	id := r.waitEstablished(t, 1)[0]
+	cn, err := s.client(id)
+	require.NoError(t, err)
+	cn.cork()
+	chunk := bytes.Repeat([]byte("u"), 3<<10)
+	require.NoError(t, s.Send(id, chunk))
+	requireCode(t, ErrQueueFull, s.Send(id, chunk))
+	go io.CopyN(io.Discard, c, int64(len(chunk)))
+	cn.uncork() // the socket takes 3 KiB at once: no writer starts
+	assert.Equal(t, id, recv(t, r.ready, "ready"))
+}
