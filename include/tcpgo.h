@@ -1200,7 +1200,12 @@ enum tcp_event_kind {
  * handled the events of that moment (it has called poll again after the
  * one that took them; a poller sends a batch's replies before polling
  * again), then writes what was queued and closes. So replies a poller
- * sends to a half-closed peer are delivered too. */
+ * sends to a half-closed peer are delivered too.
+ *
+ * Replies and batching: while a poller handles the records one poll took,
+ * what it sends to those connections is held and written when it polls
+ * again (at most 2 ms later): one write per connection and batch instead
+ * of one per message. */
 
 /* Size of a record header. */
 #define TCP_EVENT_HEADER_SIZE 16
