@@ -1225,6 +1225,20 @@ int tcp_server_poll(tcp_server *s, void *buf, size_t buflen, size_t *used,
 int tcp_client_poll(tcp_client *c, void *buf, size_t buflen, size_t *used,
                     int timeout_ms);
 
+/* A descriptor that becomes readable when events arrive, for a host event
+ * loop (epoll, libuv, asyncio's add_reader) instead of a thread blocking in
+ * tcp_*_poll: when it is readable, read its 8 bytes (an eventfd counter)
+ * and call poll with timeout 0 until it returns 0 events -- that return
+ * re-arms the descriptor; new events then make it readable again. It is
+ * also readable once the handle stopped (poll then reports
+ * TCP_ERR_NOT_RUNNING). Returns the descriptor, TCP_ERR_INVALID_ARG
+ * without TCP_OPT_EVENT_QUEUE, TCP_ERR_NOT_RUNNING before the first start,
+ * or TCP_ERR_INTERNAL. The library owns it: never close it; it stays valid
+ * until the next start of the handle (which makes a new one -- take it out
+ * of your loop before restarting and ask again) or until free. Linux. */
+int tcp_server_event_fd(tcp_server *s);
+int tcp_client_event_fd(tcp_client *c);
+
 /* ---------------------------------------------------------------------------
  * TLS settings and information
  *

@@ -45,6 +45,7 @@ func tcp_client_free(c *C.tcp_client) {
 	defer catch(nil, nil, 0)
 	if o := lookupClient(c); o != nil {
 		o.cl.Stop()
+		o.release()
 		dropHandle(unsafe.Pointer(c))
 	}
 }
@@ -330,4 +331,14 @@ func tcp_client_set_proxy_header(c *C.tcp_client, version C.int, src, dst *C.cha
 		opts.ProxyHeader = &engine.ProxyHeader{Version: byte(version), Src: s, Dst: d}
 	}
 	return o.errs.result(o.cl.SetOptions(opts))
+}
+
+//export tcp_client_event_fd
+func tcp_client_event_fd(c *C.tcp_client) (rc C.int) {
+	o := lookupClient(c)
+	if o == nil {
+		return badHandle("client")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return o.eventFD()
 }

@@ -56,6 +56,7 @@ func tcp_server_free(s *C.tcp_server) {
 	defer catch(nil, nil, 0)
 	if o := lookupServer(s); o != nil {
 		o.srv.Stop()
+		o.release()
 		dropHandle(unsafe.Pointer(s))
 	}
 }
@@ -443,6 +444,16 @@ func tcp_server_poll(s *C.tcp_server, buf unsafe.Pointer, buflen C.size_t, used 
 	}
 	defer catch(&rc, &o.errs, internal)
 	return o.poll(buf, buflen, used, timeoutMS)
+}
+
+//export tcp_server_event_fd
+func tcp_server_event_fd(s *C.tcp_server) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return o.eventFD()
 }
 
 //export tcp_server_queued

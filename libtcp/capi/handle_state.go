@@ -81,8 +81,40 @@ func (h *handleState) prepareStart(cb engine.Handler) error {
 	if err := h.ep.SetHandler(q); err != nil {
 		return err
 	}
+	if h.queue != nil {
+		h.queue.CloseNotify() // the previous start's descriptor (documented)
+	}
 	h.queue = q
 	return nil
+}
+
+// eventFD is tcp_server_event_fd and tcp_client_event_fd.
+func (h *handleState) eventFD() C.int {
+	h.mu.Lock()
+	q, enabled := h.queue, h.set.queueEnabled
+	h.mu.Unlock()
+	if q == nil {
+		if enabled {
+			return h.errs.result(&engine.Error{Code: engine.ErrNotRunning, Reason: "not started yet"})
+		}
+		return h.errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "the event queue is not enabled (TCP_OPT_EVENT_QUEUE)"})
+	}
+	fd, err := q.NotifyFD()
+	if err != nil {
+		return h.errs.result(&engine.Error{Code: engine.ErrInternal, Reason: "eventfd", Err: err})
+	}
+	succeeded()
+	return C.int(fd)
+}
+
+// release closes what the handle holds beyond its endpoint (at free).
+func (h *handleState) release() {
+	h.mu.Lock()
+	q := h.queue
+	h.mu.Unlock()
+	if q != nil {
+		q.CloseNotify()
+	}
 }
 
 // poll is tcp_server_poll and tcp_client_poll.

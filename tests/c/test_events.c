@@ -3,8 +3,10 @@
  * tcp_server_poll / tcp_client_poll, the packed record format,
  * TCP_ERR_BUFFER_TOO_SMALL, TCP_ERR_NOT_RUNNING, error records.
  */
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -364,8 +366,75 @@ TEST(event_queue_backpressure_loses_nothing) {
   tcp_server_free(s);
 }
 
+/* Wait until fd is readable (1), or ms passed (0). */
+static int readable_within(int fd, int ms) {
+  struct pollfd p = {fd, POLLIN, 0};
+  return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* Poll with timeout 0 until a poll returns 0 events (re-arming the fd). */
+static void take_all(tcp_server *s, evlog *log) {
+  static unsigned char buf[64 * 1024];
+  int rc;
+  do {
+    size_t used = 0;
+    rc = tcp_server_poll(s, buf, sizeof buf, &used, 0);
+    if (rc > 0) parse_records(buf, used, rc, log);
+  } while (rc > 0);
+  CHECK_EQ(rc, 0);
+}
+
+/* tcp_server_event_fd: readable when events arrive; read it, poll with
+ * timeout 0 until 0, and it is quiet until the next event; readable at
+ * the end too. */
+TEST(event_queue_fd_for_host_loops) {
+  tcp_server *plain = tcp_server_new();
+  server_rec *r = server_rec_new(queued_server('\n', 0));
+  client_rec *cr = client_rec_new(tcp_client_new_fragmented('\n', 0), NULL);
+  evlog *log = calloc(1, sizeof *log);
+  unsigned char buf[64];
+  uint64_t count;
+  size_t used = 0;
+  int fd, id;
+
+  CHECK_EQ(tcp_server_event_fd(NULL), TCP_ERR_INVALID_ARG);
+  CHECK_EQ(tcp_server_event_fd(plain), TCP_ERR_INVALID_ARG); /* no event queue */
+  CHECK_EQ(tcp_server_event_fd(r->s), TCP_ERR_NOT_RUNNING);  /* not started */
+  connect_tcp(cr, start_tcp(r->s));
+  fd = tcp_server_event_fd(r->s);
+  REQUIRE(fd >= 0);
+  CHECK_EQ(tcp_server_event_fd(r->s), fd); /* the same one until the next start */
+  CHECK(readable_within(fd, WAIT_MS));      /* established is waiting */
+  CHECK_EQ(read(fd, &count, sizeof count), (ssize_t)sizeof count);
+  take_all(r->s, log);
+  REQUIRE_EQ(log->n, 1);
+  id = log->items[0].client_id;
+  CHECK_EVENT(log, 0, TCP_EVENT_ESTABLISHED, id, 0, NULL);
+  CHECK(!readable_within(fd, 50)); /* quiet: nothing new (bounded look) */
+
+  CHECK_EQ(tcp_client_send(cr->c, "ping", 4), 1);
+  CHECK(readable_within(fd, WAIT_MS));
+  CHECK_EQ(read(fd, &count, sizeof count), (ssize_t)sizeof count);
+  take_all(r->s, log);
+  REQUIRE_EQ(log->n, 2);
+  CHECK_EVENT(log, 1, TCP_EVENT_MESSAGE, id, 0, "ping");
+
+  tcp_client_stop(cr->c);
+  tcp_server_stop(r->s);
+  CHECK(readable_within(fd, WAIT_MS)); /* the end is an event too */
+  while (tcp_server_poll(r->s, buf, sizeof buf, &used, 0) > 0) {
+  }
+  CHECK_EQ(tcp_server_poll(r->s, buf, sizeof buf, &used, 0), TCP_ERR_NOT_RUNNING);
+
+  client_rec_free(cr);
+  server_rec_free(r);
+  tcp_server_free(plain);
+  free(log);
+}
+
 const test_case event_tests[] = {
     TEST_ENTRY(event_queue_server),
+    TEST_ENTRY(event_queue_fd_for_host_loops),
     TEST_ENTRY(event_queue_client),
     TEST_ENTRY(event_queue_buffer_too_small),
     TEST_ENTRY(event_queue_error_record),
