@@ -291,6 +291,58 @@ class AioControlTest(TestCase):
 
         self.run_async(main())
 
+    def test_the_loop_polls_the_event_fd_stop_from_a_handler_restart_and_close(self) -> None:
+        async def main() -> None:
+            import threading
+            loop_thread = threading.get_ident()
+            threads: List[int] = []
+            reasons: List[Any] = []
+            stopped = asyncio.Event()
+            srv = tcpgo.aio.TcpServer("\n", host=LOOPBACK)
+
+            @srv.on_message
+            async def on_message(conn: Any, data: bytes) -> None:
+                threads.append(threading.get_ident())
+                if data == b"stop":
+                    await srv.stop()  # awaited in a handler: returns, no deadlock
+                    stopped.set()
+                else:
+                    await conn.send(data)
+
+            srv.on_closed(lambda conn, reason: reasons.append(reason))
+            port = await srv.start(0)
+            names = {t.name for t in threading.enumerate()}
+            self.assertFalse([n for n in names if n.startswith("tcpgo-")], names)  # no dispatcher
+            c = await tcpgo.aio.connect(LOOPBACK, port, "\n")
+            self.assertEqual(await c.request("one", TIMEOUT), b"one")
+            await c.send("stop")
+            await wait_for(stopped.wait())
+            self.assertFalse(srv.running)
+            self.assertEqual(reasons, [CloseReason.STOPPED])
+            self.assertTrue(all(t == loop_thread for t in threads))
+            if srv._poller is not None:
+                self.assertEqual(srv._poller.fd, -1)  # not watched once stopped
+                self.assertFalse(srv._poller.active)
+            port = await srv.start(0)  # a new event fd, watched again
+            if srv._poller is not None:
+                self.assertGreaterEqual(srv._poller.fd, 0)
+                self.assertTrue(srv._poller.active)
+            c2 = await tcpgo.aio.connect(LOOPBACK, port, "\n")
+            self.assertEqual(await c2.request("two", TIMEOUT), b"two")
+            # close() of the synchronous object from a plain handler, on the loop
+            srv.on_message(lambda conn, data: srv.sync.close())
+            await c2.send("close")
+            await wait_for(srv.stop())
+            self.assertEqual(reasons, [CloseReason.STOPPED] * 2)
+            self.assertIsNone(srv.sync._h)
+            with self.assertRaises(tcpgo.ConnectionClosedError):
+                await c2.recv(TIMEOUT)
+            await c.close()
+            await c2.close()
+            await srv.close()
+
+        self.run_async(main())
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -725,6 +725,9 @@ class Endpoint:
         # Who polls the handle: the dispatcher, or a thread receiving directly.
         self._pt = _PollToken()
         self._direct_buf: Any = None
+        # Set by tcpgo.aio: polls the handle on an event loop (watching the
+        # library's event fd) instead of a dispatcher thread; see _start_dispatcher.
+        self._loop_poller: Any = None
 
     # -- construction (from the subclasses' __init__) ------------------------
     def _set_framing(self, delimiter: Union[bytes, str, int, None], max_len: int) -> None:
@@ -910,6 +913,12 @@ class Endpoint:
             self._h = None
             return
         self.stop()
+        lp = self._loop_poller
+        if lp is not None and lp.defer_free(self):
+            # Called on the loop that polls (a handler): the poller drains the
+            # handle to its end, then frees it.
+            self._h = None
+            return
         with self._lock:
             if self._thread is not None and self._thread is threading.current_thread():
                 # Called from a handler: the dispatcher still drains the handle;
@@ -958,6 +967,14 @@ class Endpoint:
     def _start_dispatcher(self, name: str) -> None:
         """Called with self._lock held, right after a successful start."""
         self._stopping = False
+        lp = self._loop_poller
+        if lp is not None:
+            # tcpgo.aio: the loop polls (no thread, no direct receive).
+            self._done.clear()
+            with _running_lock:
+                _running.add(self)
+            lp.started(self._h)
+            return
         t = self._thread
         if t is not None and t.is_alive():
             if t is threading.current_thread():
@@ -1037,7 +1054,8 @@ class Endpoint:
                 raise queue.Empty
             h = self._h
             if (h is None or _exiting or getattr(self, "_on_message", None) is not None
-                    or "_deliver" in self.__dict__ or self._thread is threading.current_thread()):
+                    or "_deliver" in self.__dict__ or self._loop_poller is not None
+                    or self._thread is threading.current_thread()):
                 return q.get(timeout=left)
             if not pt.caller_take(left):
                 continue

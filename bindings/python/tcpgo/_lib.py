@@ -236,6 +236,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tcp_client_new_lines": (vp, [cp, sz, i]),
         "tcp_client_new_records": (vp, [sz, sz]),
         "tcp_client_set_record_length": (i, [vp, sz]),
+        # an eventfd for a host event loop (tcpgo.aio's loop.add_reader)
+        "tcp_server_event_fd": (i, [vp]),
+        "tcp_client_event_fd": (i, [vp]),
         # sending
         "tcp_server_send_file": (i, [vp, i, cp, c_longlong, c_longlong, PROGRESS_FN, vp]),
         "tcp_server_sendv": (i, [vp, i, POINTER(CIovec), i]),

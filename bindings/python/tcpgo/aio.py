@@ -25,8 +25,9 @@ Server::
     asyncio.run(main())
 
 The library does the network I/O on its own threads; events reach the loop in
-batches: the dispatcher thread queues them and wakes the loop through an
-eventfd it watches (``loop.add_reader``). Received messages that are not
+batches: the loop watches the library's event descriptor
+(``tcp_*_event_fd``, with ``loop.add_reader``) and polls the handle itself
+when it is readable -- no thread in between. Received messages that are not
 taken by a handler wait in an unbounded queue for :meth:`Client.recv`.
 
 Back-pressure works as with asyncio streams: ``await conn.send(data)`` (a
@@ -45,15 +46,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import inspect
 import logging
 import os
+import sys
 import threading
 import weakref
 from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, List, Optional,
                     Sequence, Set, Tuple, Union)
 
 from . import _core
+from . import _lib
 from ._core import (EV_CLOSED, EV_CONNECT, EV_ERROR, EV_ESTABLISHED, EV_MESSAGE, EV_READY,
                     ArityCache, CloseReason, ConnStats, Data, F, ServerStats, as_bytes,
                     parse_events)
@@ -183,6 +187,197 @@ class _Bridge:
             pass
         with self.wlock:
             self._finalizer()
+
+
+#: Batches one wake-up of the loop handles before it lets other callbacks run
+#: (it goes on with call_soon: the descriptor is re-armed only by a poll
+#: that finds nothing).
+_BATCHES_PER_TURN = 16
+
+
+class _LoopDone(threading.Event):
+    """The endpoint's ``_done`` while the loop polls: on the loop thread,
+    wait() cannot block (the loop itself would set it): it answers at once."""
+
+    def __init__(self, loop_thread: int, is_set: bool) -> None:
+        super().__init__()
+        self.loop_thread = loop_thread
+        if is_set:
+            self.set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        if threading.get_ident() == self.loop_thread:
+            return self.is_set()
+        return super().wait(timeout)
+
+
+class _LoopPoller:
+    """Polls an endpoint's handle on the event loop (tcpgo.h,
+    ``tcp_*_event_fd``): the loop watches the library's eventfd with
+    ``add_reader``; when it is readable, reads it and polls with timeout 0,
+    handing each batch to ``on_loop``, until a poll returns 0 events (which
+    re-arms the descriptor). Polling again right after a batch is what tells
+    the engine it was handled (and sends the replies it held). At the end
+    (TCP_ERR_NOT_RUNNING) it stops watching and calls ``on_done``. The
+    descriptor changes at each start: watched again from ``started``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inner: _core.Endpoint,
+                 on_loop: Callable[[list], None], on_done: Callable[[], None]) -> None:
+        self.loop = loop
+        self.loop_thread = threading.get_ident()
+        self.inner = inner
+        self.on_loop = on_loop
+        self.on_done = on_done
+        L = _lib.lib()
+        self.poll = getattr(L, inner._poll_name)
+        self.event_fd = getattr(L, inner._poll_name[:-len("poll")] + "event_fd")
+        self.size = _core.INITIAL_POLL_BUFFER
+        self.buf = ctypes.create_string_buffer(self.size)
+        self.used = ctypes.c_size_t(0)
+        self.pused = ctypes.byref(self.used)
+        self.h: Any = None  # the handle while active
+        self.fd = -1  # the descriptor watched
+        self.active = False  # started, its end not yet seen
+        self.scheduled: Any = None  # a call_soon/call_later going on polling
+        self.free_after = False  # close() from a handler: free the handle at the end
+
+    @staticmethod
+    def usable(inner: _core.Endpoint) -> bool:
+        return (sys.platform.startswith("linux")
+                and _lib.has(inner._poll_name[:-len("poll")] + "event_fd"))
+
+    # -- start (endpoint's _start_dispatcher, maybe on a worker thread) ------
+    def started(self, h: Any) -> None:
+        if threading.get_ident() == self.loop_thread:
+            self._watch(h)
+        else:
+            self.loop.call_soon_threadsafe(self._watch, h)
+
+    def _watch(self, h: Any) -> None:
+        self._unwatch()
+        self.h = h
+        self.active = True
+        self.free_after = False
+        fd = self.event_fd(h)
+        if fd < 0:
+            # No descriptor (tcp_*_event_fd failed): poll on a short timer instead.
+            logger.warning("%s failed (%d); %r polls every 5 ms", self.inner._poll_name[:-4]
+                           + "event_fd", fd, self.inner)
+            self.fd = -1
+            self._later(0.005)
+            return
+        self.fd = fd
+        self.loop.add_reader(fd, self._on_readable)
+
+    def _unwatch(self) -> None:
+        if self.scheduled is not None:
+            self.scheduled.cancel()
+            self.scheduled = None
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            try:
+                if not self.loop.is_closed():
+                    self.loop.remove_reader(fd)
+            except Exception:  # pragma: no cover - loop shutting down
+                pass
+
+    def _later(self, delay: float) -> None:
+        if self.scheduled is None:
+            self.scheduled = (self.loop.call_soon(self._turn) if delay <= 0
+                              else self.loop.call_later(delay, self._turn))
+
+    # -- loop ---------------------------------------------------------------
+    def _on_readable(self) -> None:
+        try:
+            os.read(self.fd, 8)
+        except OSError:  # not readable after all (EAGAIN)
+            pass
+        if self.scheduled is not None:  # this poll does what it was due to do
+            self.scheduled.cancel()
+            self.scheduled = None
+        if self._run():
+            self._later(0)  # more to take: after the other callbacks
+
+    def _turn(self) -> None:
+        self.scheduled = None
+        if self._run():
+            self._later(0)
+
+    def _run(self) -> bool:
+        """Poll and deliver up to _BATCHES_PER_TURN batches; True when more
+        may be waiting (the descriptor is not re-armed: poll again soon)."""
+        h = self.h
+        if h is None or not self.active:
+            return False
+        inner = self.inner
+        poll, pused = self.poll, self.pused
+        for _ in range(_BATCHES_PER_TURN):
+            n = poll(h, self.buf, self.size, pused, 0)
+            if n > 0:
+                if _core.is_exiting():
+                    continue
+                try:
+                    self.on_loop(parse_events(ctypes.string_at(self.buf, self.used.value), n))
+                except Exception as e:  # as call_soon would: report, go on
+                    self.loop.call_exception_handler(
+                        {"message": "tcpgo: exception delivering events", "exception": e})
+                if self.h is not h or not self.active:
+                    return False  # restarted or finished from a handler
+                continue
+            if n == 0:
+                if self.fd < 0:
+                    self._later(0.005)
+                return False  # the descriptor is armed again
+            if n == _core.ErrorCode.BUFFER_TOO_SMALL:
+                self.size = max(self.used.value, self.size * 2)
+                self.buf = ctypes.create_string_buffer(self.size)
+                continue
+            if n == _core.ErrorCode.NOT_RUNNING:
+                if inner._stopping or not inner._polls_while_down() or _core.is_exiting():
+                    self._finish()
+                    return False
+                self._later(_core.POLL_TIMEOUT_MS / 1000)  # between connections
+                return False
+            if inner._h is not None:
+                logger.error("%s returned %d (%s); polling of %r stops", inner._poll_name, n,
+                             _core._strerror(n), inner)
+            self._finish()
+            return False
+        return True
+
+    def _finish(self) -> None:
+        self._unwatch()
+        self.active = False
+        self.h = None
+        inner = self.inner
+        try:
+            inner._dispatcher_done()
+        finally:
+            if self.free_after:
+                self.free_after = False
+                inner._finalizer()
+            self.on_done()
+
+    def defer_free(self, inner: _core.Endpoint) -> bool:
+        """Endpoint.close(): True when the handle is to be freed at the end of
+        the polling (close() from a handler, on the loop, while it goes on)."""
+        if self.active and threading.get_ident() == self.loop_thread:
+            self.free_after = True
+            return True
+        if not self.active:
+            self._unwatch()
+        return False
+
+    def drain_now(self) -> None:
+        """On the loop, before a new start replaces the handle's event queue:
+        deliver what the last run left, up to its end if it stopped."""
+        if self.scheduled is not None:
+            self.scheduled.cancel()
+            self.scheduled = None
+        while self.active and self._run():
+            pass
+        if self.active and self.fd < 0:
+            self._later(0.005)
 
 
 def _expire(fut: "asyncio.Future[None]") -> None:
@@ -345,7 +540,8 @@ class _AioBase:
     def __init__(self) -> None:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._tasks: Set["asyncio.Task[Any]"] = set()
-        self._bridge: Optional[_Bridge] = None
+        self._bridge: Optional[_Bridge] = None  # without tcp_*_event_fd: a dispatcher thread
+        self._poller: Optional[_LoopPoller] = None
         self._drained: Optional[asyncio.Event] = None
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -417,8 +613,24 @@ class _AioBase:
     def _attach(self, inner: _core.Endpoint) -> None:
         self._detach_stale()
         loop = asyncio.get_running_loop()
+        p = self._poller
+        if p is not None and p.active and p.loop is loop:
+            if inner._is_running():
+                raise StartError(_core.ErrorCode.ALREADY_RUNNING,
+                                 f"{type(inner).__name__} is already running")
+            p.drain_now()  # the last run's events, before a start replaces its queue
         self._loop = loop
         self._drained = asyncio.Event()
+        if _LoopPoller.usable(inner):
+            if p is None or p.loop is not loop or p.active:
+                if p is not None:
+                    p._unwatch()
+                p = self._poller = _LoopPoller(loop, inner, self._on_events,
+                                               self._dispatcher_finished)
+            inner._loop_poller = p
+            inner._done = _LoopDone(p.loop_thread, inner._done.is_set())
+            return
+        inner._loop_poller = None
         bridge = _Bridge(loop, self._on_events, self._dispatcher_finished)
         self._bridge = bridge
         orig_done = inner._dispatcher_done
@@ -450,8 +662,12 @@ class _AioBase:
         """Wait until the dispatcher finished and every handler task is done."""
         if self._drained is not None:
             await self._drained.wait()
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        me = asyncio.current_task()  # stop() awaited in a handler: not waiting for itself
+        while True:
+            others = [t for t in self._tasks if t is not me]
+            if not others:
+                return
+            await asyncio.gather(*others, return_exceptions=True)
 
     @property
     def sync(self) -> _core.Endpoint:  # overridden
@@ -1011,6 +1227,11 @@ class Client(_AioBase):
 
     async def connect(self, host: str, port: int) -> "Client":
         """Connect (in a worker thread, so the loop keeps running); returns self."""
+        p = self._poller
+        if p is not None and p.active and self._cli._reconnect and not self._cli.connected:
+            # end the last connect's reconnection loop (the sync client does so itself
+            # when a dispatcher thread polls)
+            await asyncio.get_running_loop().run_in_executor(None, self._cli.stop)
         self._attach(self._cli)
         self._queue = _RecvQueue()
         self._seq = _Seq(self)
