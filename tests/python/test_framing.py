@@ -268,6 +268,20 @@ class LinesTest(TestCase):
         self.assertEqual([isinstance(g, tcpgo.MessagePart) for g in got],
                          [True, True, False, False])
 
+    def test_client_overlong_parts_reach_a_waiting_recv(self) -> None:
+        """The parts keep their mark when they arrive while recv() waits
+        (recv then polls on the caller's thread)."""
+        with tcpgo.TcpServer(framing=tcpgo.Lines(), host=LOOPBACK) as srv:
+            srv.on_message(lambda conn, line: conn.send(line.upper()))
+            port = srv.start(0)
+            with tcpgo.TcpClient(framing=tcpgo.Lines(4, overlong="split")) as c:
+                c.connect(LOOPBACK, port)
+                for _ in range(10):
+                    c.send_line("abcdefgh!")
+                    got = [c.recv(TIMEOUT) for _ in range(3)]
+                    self.assertEqual([(bytes(g), isinstance(g, tcpgo.MessagePart)) for g in got],
+                                     [(b"ABCD", True), (b"EFGH", True), (b"!", False)])
+
     def test_line_with_cr_refused(self) -> None:
         with tcpgo.TcpServer(framing=tcpgo.Lines(), host=LOOPBACK) as srv:
             port = srv.start(0)

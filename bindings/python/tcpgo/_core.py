@@ -1094,13 +1094,15 @@ class Endpoint:
             # Only messages, and nobody to hand them to: they are this caller's.
             if getattr(self, "_on_message", None) is None:
                 unpack = HEADER.unpack_from
-                kind, _cid, _code, ln = unpack(data, 0)
-                if n == 1 and kind == EV_MESSAGE:
+                # A part of an overlong message (code TCP_MSG_PARTIAL) must
+                # become a MessagePart: the dispatcher's path does that.
+                kind, _cid, code, ln = unpack(data, 0)
+                if n == 1 and kind == EV_MESSAGE and not code:
                     return data[HEADER_SIZE:HEADER_SIZE + ln]
                 off, items = 0, []
                 for _ in range(n):
-                    kind, _cid, _code, ln = unpack(data, off)
-                    if kind != EV_MESSAGE:
+                    kind, _cid, code, ln = unpack(data, off)
+                    if kind != EV_MESSAGE or code:
                         break
                     off += HEADER_SIZE
                     items.append(data[off:off + ln])
