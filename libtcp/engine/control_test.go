@@ -427,8 +427,14 @@ func TestStatsCount(t *testing.T) {
 	br := bufio.NewReader(c)
 	br.ReadString('\n')
 	br.ReadString('\n')
-	cs, err := s.ConnStats(id)
-	require.NoError(t, err)
+	// The writer counts its bytes after the write returned, which may be
+	// after the peer read them.
+	var cs ConnStats
+	require.Eventually(t, func() bool {
+		var err error
+		cs, err = s.ConnStats(id)
+		return err == nil && cs.BytesOut == 7
+	}, waitTimeout, tick, "bytes out counted")
 	assert.Equal(t, uint64(2), cs.MsgsIn)
 	assert.Equal(t, uint64(5), cs.BytesIn)
 	assert.Equal(t, uint64(2), cs.MsgsOut)
