@@ -828,7 +828,19 @@ func (c *conn) readTLSBoundary(r *recvBuf) (int, error) {
 // armReadDeadline sets the read deadline from the idle and message
 // timeouts; with neither it touches the socket only to clear what it set.
 func (c *conn) armReadDeadline(partial bool, msgStart time.Time, armed *bool) {
-	idle := time.Duration(c.idle.Load())
+	// setIdle from another thread may store a new timeout and set its
+	// deadline between our load and our SetReadDeadline: do it again until
+	// the value we armed is the current one.
+	for {
+		idle := c.idle.Load()
+		c.armReadDeadlineFor(time.Duration(idle), partial, msgStart, armed)
+		if c.idle.Load() == idle {
+			return
+		}
+	}
+}
+
+func (c *conn) armReadDeadlineFor(idle time.Duration, partial bool, msgStart time.Time, armed *bool) {
 	mt := c.opts.MessageTimeout
 	if !partial {
 		mt = 0
