@@ -4,7 +4,9 @@
  * both sides, tcp_*_tls_info / tcp_*_tls_str, TLS options (max version,
  * cipher suites, ALPN, server name, system CAs, key log, resumption), SNI
  * certificates, reload, STARTTLS on both sides, bad arguments, and
- * interop with the openssl command line tools (skipped without them).
+ * interop with the openssl command line tools. The SNI, reload and interop
+ * tests make their certificates with the openssl CLI and are skipped
+ * without it (.ci/run installs it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,49 +23,56 @@
 
 extern char **environ;
 
-/* Two self-signed server certificates for the SNI and reload tests (valid
- * 2000..2120, ECDSA P-256, serverAuth): "a.example" and "*.b.example".
- * Test material only. */
-static const char A_PEM[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBlzCCAT2gAwIBAgICA+gwCgYIKoZIzj0EAwIwLTEXMBUGA1UEChMOdGNwZ28g\n"
-    "c25pIHRlc3QxEjAQBgNVBAMTCWEuZXhhbXBsZTAgFw0wMDAxMDEwMDAwMDBaGA8y\n"
-    "MTIwMDEwMTAwMDAwMFowLTEXMBUGA1UEChMOdGNwZ28gc25pIHRlc3QxEjAQBgNV\n"
-    "BAMTCWEuZXhhbXBsZTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABLXLBKvZoJl5\n"
-    "cCz1XMZ+RgE9u0u/DCfC5oasL28UV1yO7fzPDI8O3m4ZdLoq90yFMW0jNL+q1wYe\n"
-    "xsH+RtakLxOjSzBJMA4GA1UdDwEB/wQEAwIHgDATBgNVHSUEDDAKBggrBgEFBQcD\n"
-    "ATAMBgNVHRMBAf8EAjAAMBQGA1UdEQQNMAuCCWEuZXhhbXBsZTAKBggqhkjOPQQD\n"
-    "AgNIADBFAiEAoaGQl7Ba0Mh3ACritUpO6uScLPywsj8HrtfOwQ8Y2F0CIGSc+dVt\n"
-    "DX6UMLDUpME3mOGKWbyMX6WvfUFgL19GAhDL\n"
-    "-----END CERTIFICATE-----\n"
-    ;
-static const char A_KEY[] =
-    "-----BEGIN EC PRIVATE KEY-----\n"
-    "MHcCAQEEIBW0cSi3jwNvBVdBc94o6gqSXVaH1NhGjSMMR3D5F5zmoAoGCCqGSM49\n"
-    "AwEHoUQDQgAEtcsEq9mgmXlwLPVcxn5GAT27S78MJ8LmhqwvbxRXXI7t/M8Mjw7e\n"
-    "bhl0uir3TIUxbSM0v6rXBh7Gwf5G1qQvEw==\n"
-    "-----END EC PRIVATE KEY-----\n"
-    ;
-static const char B_PEM[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBnTCCAUOgAwIBAgICA+kwCgYIKoZIzj0EAwIwLzEXMBUGA1UEChMOdGNwZ28g\n"
-    "c25pIHRlc3QxFDASBgNVBAMMCyouYi5leGFtcGxlMCAXDTAwMDEwMTAwMDAwMFoY\n"
-    "DzIxMjAwMTAxMDAwMDAwWjAvMRcwFQYDVQQKEw50Y3BnbyBzbmkgdGVzdDEUMBIG\n"
-    "A1UEAwwLKi5iLmV4YW1wbGUwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASJ8eGm\n"
-    "/A+2y7I1OPEhbQhost3gx6DydNcihb1cB0aANLliD9uSE40lq8qZRPrCUSgCQOqW\n"
-    "gPYKJ5E3EPfxp2J+o00wSzAOBgNVHQ8BAf8EBAMCB4AwEwYDVR0lBAwwCgYIKwYB\n"
-    "BQUHAwEwDAYDVR0TAQH/BAIwADAWBgNVHREEDzANggsqLmIuZXhhbXBsZTAKBggq\n"
-    "hkjOPQQDAgNIADBFAiEA9tpWoXY4gJtN++j9iPJPoZpifRfRDjGubZweQNsSa30C\n"
-    "IEt8NvymXfUiCwpNv8a57CfcYEHZztXPSxMITvwtZWJU\n"
-    "-----END CERTIFICATE-----\n"
-    ;
-static const char B_KEY[] =
-    "-----BEGIN EC PRIVATE KEY-----\n"
-    "MHcCAQEEIJF9m6qKzq4I72DSUcJ6DcfsCRWQAG6GSiQbh8hMa8eXoAoGCCqGSM49\n"
-    "AwEHoUQDQgAEifHhpvwPtsuyNTjxIW0IaLLd4Meg8nTXIoW9XAdGgDS5Yg/bkhON\n"
-    "JavKmUT6wlEoAkDqloD2CieRNxD38adifg==\n"
-    "-----END EC PRIVATE KEY-----\n"
-    ;
+/* Two self-signed server certificates for the SNI and reload tests
+ * (ECDSA P-256, serverAuth): "a.example" and "*.b.example". Made by the
+ * openssl CLI when a test first needs them (need_sni_certs), so that no
+ * private key is kept in the tree. */
+static char A_PEM[4096], A_KEY[4096], B_PEM[4096], B_KEY[4096];
+
+static int run_tool(char *const argv[], const char *input, char *out, size_t cap);
+static int have_openssl(void);
+static char *read_file(const char *path);
+static void write_file(const char *path, const char *text);
+
+/* Make one self-signed certificate for name into pem/key. */
+static void make_sni_cert(const char *dir, const char *tag, const char *name, char *pem,
+                          char *key) {
+  char cnf[FX_PATH + 16], cert_path[FX_PATH + 16], key_path[FX_PATH + 16], text[512], out[4096];
+  char *argv[] = {"openssl", "req", "-x509", "-config", cnf, "-newkey", "ec", "-pkeyopt",
+                  "ec_paramgen_curve:P-256", "-nodes", "-keyout", key_path, "-out", cert_path,
+                  "-days", "3650", NULL};
+  char *got;
+  snprintf(cnf, sizeof cnf, "%s/%s.cnf", dir, tag);
+  snprintf(cert_path, sizeof cert_path, "%s/%s.pem", dir, tag);
+  snprintf(key_path, sizeof key_path, "%s/%s.key", dir, tag);
+  snprintf(text, sizeof text,
+           "[req]\ndistinguished_name = dn\nx509_extensions = ext\nprompt = no\n"
+           "[dn]\nO = tcpgo sni test\nCN = %s\n"
+           "[ext]\nsubjectAltName = DNS:%s\nextendedKeyUsage = serverAuth\n"
+           "keyUsage = critical, digitalSignature\nbasicConstraints = critical, CA:FALSE\n",
+           name, name);
+  write_file(cnf, text);
+  REQUIRE_EQ(run_tool(argv, NULL, out, sizeof out), 0);
+  got = read_file(cert_path);
+  REQUIRE(strlen(got) < sizeof A_PEM);
+  strcpy(pem, got);
+  free(got);
+  got = read_file(key_path);
+  REQUIRE(strlen(got) < sizeof A_KEY);
+  strcpy(key, got);
+  free(got);
+}
+
+/* 1 when A_* and B_* are made; 0 (after saying so) without openssl. */
+static int need_sni_certs(void) {
+  char dir[FX_PATH];
+  if (A_PEM[0]) return 1;
+  if (!have_openssl()) return 0;
+  fx_tempdir(dir, sizeof dir);
+  make_sni_cert(dir, "a", "a.example", A_PEM, A_KEY);
+  make_sni_cert(dir, "b", "*.b.example", B_PEM, B_KEY);
+  return 1;
+}
 
 #define CA_SUBJECT "CN=tcpgo test CA,O=tcpgo"
 #define SERVER_SUBJECT "CN=tcpgo server,OU=test,O=tcpgo"
@@ -1066,11 +1075,14 @@ static void expect_served(int port, const char *name, const char *ca_pem, const 
 }
 
 TEST(tlsf_sni_add_cert) {
-  pems m = load_pems(&fx()->main);
+  pems m;
   char dir[FX_PATH], bcert[FX_PATH + 16], bkey[FX_PATH + 16];
-  tsrv *s = echo_server();
+  tsrv *s;
   int port;
 
+  if (!need_sni_certs()) return;
+  m = load_pems(&fx()->main);
+  s = echo_server();
   fx_tempdir(dir, sizeof dir);
   snprintf(bcert, sizeof bcert, "%s/b.pem", dir);
   snprintf(bkey, sizeof bkey, "%s/b.key", dir);
@@ -1116,12 +1128,16 @@ TEST(tlsf_sni_add_cert) {
 }
 
 TEST(tlsf_reload_cert) {
-  tsrv *s = echo_server();
-  tcli *old = line_client();
-  tcp_server *stopped = tcp_server_new();
+  tsrv *s;
+  tcli *old;
+  tcp_server *stopped;
   char *before, *after, buf[256];
   int port, n;
 
+  if (!need_sni_certs()) return;
+  s = echo_server();
+  old = line_client();
+  stopped = tcp_server_new();
   port = started(s, tls_server_start_pem(s->s, 0, NULL, A_PEM, A_KEY));
   REQUIRE_EQ(tcp_client_set_option_str(old->c, TCP_OPT_TLS_SERVER_NAME, "a.example"), 0);
   client_ok(old, tls_client_start_pem(old->c, "127.0.0.1", port, A_PEM, NULL, NULL));
@@ -1301,6 +1317,7 @@ TEST(tlsf_starttls_client_rejects) {
 
 TEST(tlsf_starttls_misuse) {
   const pki *m = &fx()->main;
+  pems pm = load_pems(m);
   tsrv *s = echo_server(), *tls = echo_server();
   tcli *c = line_client(), *tc = line_client();
   int port, id;
@@ -1309,8 +1326,8 @@ TEST(tlsf_starttls_misuse) {
   CHECK_EQ(tcp_server_set_starttls(s->s, fx()->missing, m->server_cert, m->server_key, 0), TCP_START_WRONG_CA_PATH);
   CHECK_EQ(tcp_server_set_starttls(s->s, NULL, fx()->missing, m->server_key, 0), TCP_START_WRONG_CERT_PATH);
   CHECK_EQ(tcp_server_set_starttls(s->s, NULL, m->server_cert, fx()->garbage, 0), TCP_START_WRONG_KEY);
-  CHECK_EQ(tcp_server_set_starttls(s->s, "junk", A_PEM, A_KEY, 1), TCP_START_WRONG_CA);
-  CHECK_EQ(tcp_server_set_starttls(s->s, NULL, A_PEM, NULL, 1), TCP_START_WRONG_KEY);
+  CHECK_EQ(tcp_server_set_starttls(s->s, "junk", pm.server_cert, pm.server_key, 1), TCP_START_WRONG_CA);
+  CHECK_EQ(tcp_server_set_starttls(s->s, NULL, pm.server_cert, NULL, 1), TCP_START_WRONG_KEY);
   /* No material: the upgrade is refused. */
   port = started(s, tcp_server_start(s->s, 0));
   client_ok(c, tcp_client_start(c->c, "127.0.0.1", port));
@@ -1329,7 +1346,7 @@ TEST(tlsf_starttls_misuse) {
   CHECK_EQ(tcp_server_starttls(tls->s, tls->est_ids[0], NULL, 0), TCP_ERR_INVALID_ARG);
   /* A client's own material is checked first. */
   CHECK_EQ(tcp_client_starttls(c->c, fx()->missing, NULL, NULL, 0), TCP_START_WRONG_CA_PATH);
-  CHECK_EQ(tcp_client_starttls(c->c, NULL, A_PEM, NULL, 1), TCP_START_WRONG_KEY);
+  CHECK_EQ(tcp_client_starttls(c->c, NULL, pm.client_cert, NULL, 1), TCP_START_WRONG_KEY);
   /* After stop. */
   tcp_client_stop(c->c);
   CHECK_EQ(tcp_client_starttls(c->c, m->ca, NULL, NULL, 0), TCP_ERR_NOT_RUNNING);
@@ -1339,6 +1356,7 @@ TEST(tlsf_starttls_misuse) {
   tcli_free(tc);
   tsrv_free(s);
   tsrv_free(tls);
+  free_pems(&pm);
 }
 
 /* With TCP_OPT_EVENT_QUEUE on both sides (as the Python binding uses it):
@@ -1450,8 +1468,8 @@ TEST(tlsf_bad_args) {
   CHECK_EQ(tcp_client_tls_info(NULL, &info, sizeof info), TCP_ERR_INVALID_ARG);
   CHECK_EQ(tcp_server_tls_str(NULL, 1, TCP_TLS_ALPN, buf, sizeof buf), TCP_ERR_INVALID_ARG);
   CHECK_EQ(tcp_client_tls_str(NULL, TCP_TLS_ALPN, buf, sizeof buf), TCP_ERR_INVALID_ARG);
-  CHECK_EQ(tcp_server_add_cert(NULL, "a.example", A_PEM, A_KEY, 1), TCP_ERR_INVALID_ARG);
-  CHECK_EQ(tcp_server_reload_cert(NULL, A_PEM, A_KEY, 1), TCP_ERR_INVALID_ARG);
+  CHECK_EQ(tcp_server_add_cert(NULL, "a.example", "cert", "key", 1), TCP_ERR_INVALID_ARG);
+  CHECK_EQ(tcp_server_reload_cert(NULL, "cert", "key", 1), TCP_ERR_INVALID_ARG);
   CHECK_EQ(tcp_server_set_starttls(NULL, NULL, NULL, NULL, 1), TCP_ERR_INVALID_ARG);
   CHECK_EQ(tcp_server_starttls(NULL, 1, NULL, 0), TCP_ERR_INVALID_ARG);
   CHECK_EQ(tcp_client_starttls(NULL, NULL, NULL, NULL, 0), TCP_ERR_INVALID_ARG);
@@ -1626,7 +1644,7 @@ TEST(tlsf_openssl_client_alpn_sni) {
   int port, id;
 
   REQUIRE(out != NULL);
-  if (!have_openssl()) {
+  if (!need_sni_certs()) {
     free(out);
     return;
   }
@@ -1762,7 +1780,7 @@ TEST(tlsf_openssl_server_alpn_sni_resumption) {
   pid_t pid;
   const char *p;
 
-  if (!have_openssl()) return;
+  if (!need_sni_certs()) return;
   fx_tempdir(dir, sizeof dir);
   snprintf(apem, sizeof apem, "%s/a.pem", dir);
   snprintf(akey, sizeof akey, "%s/a.key", dir);
