@@ -200,10 +200,6 @@ func (c *conn) deferLocked() bool {
 	return true
 }
 
-// uncorkDeferred ends a deferral (if the reader corked c meanwhile, what is
-// queued goes out a little earlier than its uncork: harmless).
-func (c *conn) uncorkDeferred() { c.uncork() }
-
 func (c *conn) startWriterLocked() {
 	c.writer = true
 	c.helpers.Add(1)

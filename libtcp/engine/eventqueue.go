@@ -242,8 +242,9 @@ func (q *EventQueue) Poll(dst []byte, timeout time.Duration) (n, used int, err e
 		q.handled = q.taken
 		q.handledCond.Broadcast()
 	}
+	deferred := q.takeDeferredLocked()
 	q.mu.Unlock()
-	q.flushDeferred()
+	uncorkAll(deferred)
 	for {
 		token := q.wake.token() // before looking: a push after this ends the wait
 		q.mu.Lock()
@@ -296,19 +297,29 @@ func (q *EventQueue) deferSend(c *conn) bool {
 const deferDelay = 2 * time.Millisecond
 
 // flushDeferred uncorks the connections deferSend corked: each writes what
-// its sends queued, at once.
+// its sends queued, at once. (If the reader corked one meanwhile, what is
+// queued goes out a little before its own uncork: harmless.)
 func (q *EventQueue) flushDeferred() {
 	q.mu.Lock()
+	list := q.takeDeferredLocked()
+	q.mu.Unlock()
+	uncorkAll(list)
+}
+
+// takeDeferredLocked empties the deferred list and stops its timer.
+func (q *EventQueue) takeDeferredLocked() []*conn {
 	list := q.deferred
 	q.deferred = nil
 	if q.deferredTimer != nil {
 		q.deferredTimer.Stop()
 		q.deferredTimer = nil
 	}
-	q.mu.Unlock()
-	for i, c := range list {
-		c.uncorkDeferred()
-		list[i] = nil
+	return list
+}
+
+func uncorkAll(list []*conn) {
+	for _, c := range list {
+		c.uncork()
 	}
 }
 
