@@ -90,14 +90,9 @@ func (h *handleState) prepareStart(cb engine.Handler) error {
 
 // eventFD is tcp_server_event_fd and tcp_client_event_fd.
 func (h *handleState) eventFD() C.int {
-	h.mu.Lock()
-	q, enabled := h.queue, h.set.queueEnabled
-	h.mu.Unlock()
-	if q == nil {
-		if enabled {
-			return h.errs.result(&engine.Error{Code: engine.ErrNotRunning, Reason: "not started yet"})
-		}
-		return h.errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "the event queue is not enabled (TCP_OPT_EVENT_QUEUE)"})
+	q, err := h.liveQueue()
+	if err != nil {
+		return h.errs.result(err)
 	}
 	fd, err := q.NotifyFD()
 	if err != nil {
@@ -117,19 +112,31 @@ func (h *handleState) release() {
 	}
 }
 
+// liveQueue is the event queue of the current start, or why there is none.
+func (h *handleState) liveQueue() (*engine.EventQueue, error) {
+	h.mu.Lock()
+	q, enabled := h.queue, h.set.queueEnabled
+	h.mu.Unlock()
+	switch {
+	case q != nil:
+		return q, nil
+	case enabled:
+		return nil, &engine.Error{Code: engine.ErrNotRunning, Reason: "not started yet"}
+	}
+	return nil, &engine.Error{Code: engine.ErrInvalidArg, Reason: "the event queue is not enabled (TCP_OPT_EVENT_QUEUE)"}
+}
+
 // poll is tcp_server_poll and tcp_client_poll.
 func (h *handleState) poll(buf unsafe.Pointer, buflen C.size_t, used *C.size_t, timeoutMS C.int) C.int {
 	if used != nil {
 		*used = 0
 	}
-	h.mu.Lock()
-	q, enabled := h.queue, h.set.queueEnabled
-	h.mu.Unlock()
-	if q == nil {
-		if enabled {
-			return failed(&engine.Error{Code: engine.ErrNotRunning, Reason: "not started yet"})
+	q, err := h.liveQueue()
+	if err != nil {
+		if engine.CodeOf(err) == engine.ErrNotRunning {
+			return failed(err)
 		}
-		return h.errs.result(&engine.Error{Code: engine.ErrInvalidArg, Reason: "the event queue is not enabled (TCP_OPT_EVENT_QUEUE)"})
+		return h.errs.result(err)
 	}
 	dst, err := goBytes(buf, buflen)
 	if err != nil {
