@@ -627,8 +627,10 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 	var r recvBuf
 	defer c.dropBuffer(&r)
 	var msgStart time.Time // first byte of a partial message
+	var bt batcher         // a read's messages for a BatchHandler (batch.go)
 	emit := func(m []byte, partial bool) {
 		if c.isPaused() {
+			bt.flush(c)
 			c.uncork() // what was sent so far must not wait for the resume
 			ok := c.waitResumed()
 			c.cork()
@@ -639,6 +641,12 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 		c.stats.bytesIn.Add(uint64(len(m)))
 		if !partial {
 			c.stats.msgsIn.Add(1)
+		}
+		if bt.on {
+			if bt.add(m, partial) {
+				return
+			}
+			bt.flush(c) // m comes alone: what came before it goes first
 		}
 		c.evMu.Lock() // (no defer: a panic is recovered where evMu is reset)
 		if !c.closing.Load() {
@@ -678,7 +686,9 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 		if n > 0 {
 			r.end += n
 			c.cork()
+			bt.begin(c, r.b[r.start:r.end])
 			used, ferr := dec.Decode(r.b[r.start:r.end], emit)
+			bt.end(c)
 			c.uncork()
 			r.start += used
 			switch {

@@ -76,6 +76,26 @@ type ExtHandler interface {
 	Ready(id int, user any)
 }
 
+// BatchHandler is an ExtHandler that can take the messages of one read in
+// one call instead of one MessageEx call each (fewer calls, e.g. fewer
+// crossings into C). WantsBatch is asked before every read's decoding; when
+// it says yes, Messages receives that read's messages: each Part is
+// buf[Off:Off+Len], in order, buf valid only during the call. A pause
+// requested during the call takes effect after it (the batch was already
+// read); messages a framing did not decode in place still come one by one
+// through MessageEx, in order with the batches.
+type BatchHandler interface {
+	ExtHandler
+	WantsBatch() bool
+	Messages(id int, buf []byte, parts []Part, user any)
+}
+
+// Part is one message of a batch (BatchHandler).
+type Part struct {
+	Off, Len int
+	Partial  bool // a part of a message over the framing's limit, not its end
+}
+
 // ConnectHandler is implemented by client handlers that want to hear of
 // reconnection attempts (Options.Reconnect): err is nil on success.
 type ConnectHandler interface {
@@ -114,13 +134,15 @@ func (h HandlerFuncs) Connect(attempt int, err error) {
 
 // events adapts any Handler to the full set of events.
 type events struct {
-	h   Handler
-	ext ExtHandler
+	h     Handler
+	ext   ExtHandler
+	batch BatchHandler
 }
 
 func eventsOf(h Handler) events {
 	ext, _ := h.(ExtHandler)
-	return events{h: h, ext: ext}
+	batch, _ := h.(BatchHandler)
+	return events{h: h, ext: ext, batch: batch}
 }
 
 func (e events) message(c *conn, data []byte, partial bool) {
