@@ -14,16 +14,36 @@ import (
 
 // Buffers. A connection holds no receive buffer while nothing is pending:
 // plain TCP waits for readability first and borrows a pooled chunk only to
-// read; bytes of a message that is not complete move into a buffer of the
-// connection's own, sized to what arrived and charged to the budget.
+// read, keeping it until the socket has nothing more; bytes of a message
+// that is not complete then move into a buffer of the connection's own,
+// sized to what arrived and charged to the budget. A connection whose reads
+// fill a chunk (large messages, a fast sender) borrows a big chunk instead,
+// so that one system call takes several messages.
 const (
 	readChunk         = 16 << 10 // pooled read buffer
+	bigReadChunk      = 64 << 10 // pooled read buffer of a connection reading a lot
 	minOwnedBuffer    = 512      // smallest buffer for a partial message
 	maxIdleSendBuffer = 256 << 10
 	writeChunk        = 256 << 10 // bytes per write call: progress is seen per chunk
 )
 
-var readPool = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+var (
+	readPool    = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+	bigReadPool = sync.Pool{New: func() any { b := make([]byte, bigReadChunk); return &b }}
+)
+
+// putChunk gives a pooled read chunk back to its pool.
+func putChunk(p *[]byte) {
+	if cap(*p) == bigReadChunk {
+		bigReadPool.Put(p)
+	} else {
+		readPool.Put(p)
+	}
+}
+
+// errOwnPending: the socket has nothing more while a partial message sits
+// in a pooled chunk; the reader moves it to a buffer of its own and waits.
+var errOwnPending = errors.New("partial message in a pooled chunk")
 
 // conn is all per-connection state, shared by server and client: the socket,
 // the receive buffer, the send queue and its on-demand writer, the events'
@@ -41,6 +61,7 @@ type conn struct {
 	tlsx        connTLS    // negotiated TLS details, a STARTTLS request (tlsinfo.go, starttls.go)
 	dec         Decoder    // set by the reader before the first read
 	quiet       bool       // TLS: the last read at a message boundary was short (reader only)
+	bigReads    bool       // plain TCP: reads fill chunks, borrow big ones (reader only)
 	small       []byte     // TLS: the quiet read's buffer (readTLSBoundary)
 	established atomic.Bool
 	closing     atomic.Bool  // set by close: no Message call after it
@@ -583,7 +604,7 @@ func (r *recvBuf) pending() int { return r.end - r.start }
 
 func (c *conn) dropBuffer(r *recvBuf) {
 	if r.pooled != nil {
-		readPool.Put(r.pooled)
+		putChunk(r.pooled)
 	} else if r.b != nil {
 		c.budget.release(r.charged)
 		if r.charged >= maxIdleSendBuffer {
@@ -606,7 +627,7 @@ func (c *conn) own(r *recvBuf, size int) bool {
 	nb := make([]byte, size)
 	n := copy(nb, r.b[r.start:r.end])
 	if r.pooled != nil {
-		readPool.Put(r.pooled)
+		putChunk(r.pooled)
 	} else if r.charged >= maxIdleSendBuffer {
 		noteBigFree(int(r.charged))
 	}
@@ -657,6 +678,13 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 	needer, _ := dec.(Needer)
 	armed := false
 	for {
+		if r.pooled != nil && c.isPaused() { // a paused connection borrows no chunk
+			if r.pending() == 0 {
+				c.dropBuffer(&r)
+			} else if !c.own(&r, c.nextSize(&r, limit, needer)) {
+				return c.budgetExceeded()
+			}
+		}
 		if !c.waitResumed() {
 			return readResult{}
 		}
@@ -668,10 +696,17 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			msgStart, armed = time.Time{}, false
 		}
 		c.armReadDeadline(r.pending() > 0, msgStart, &armed)
+		if r.pooled != nil && r.start > 0 && len(r.b)-r.end < len(r.b)/4 {
+			// little room left behind a partial message: move it to the front
+			r.end = copy(r.b, r.b[r.start:r.end])
+			r.start = 0
+		}
 		if r.b != nil && r.end == len(r.b) {
 			if r.start > 0 {
 				r.end = copy(r.b, r.b[r.start:r.end])
 				r.start = 0
+			} else if c.canGrowChunk(&r, limit) {
+				c.growChunk(&r)
 			} else if !c.own(&r, c.nextSize(&r, limit, needer)) {
 				return c.budgetExceeded()
 			}
@@ -683,6 +718,12 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			}
 		}
 		n, err := c.read(&r)
+		if err == errOwnPending {
+			if !c.own(&r, c.nextSize(&r, limit, needer)) {
+				return c.budgetExceeded()
+			}
+			continue
+		}
 		if n > 0 {
 			r.end += n
 			c.cork()
@@ -692,6 +733,9 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			c.uncork()
 			r.start += used
 			switch {
+			case r.start == r.end && r.pooled != nil && c.rc != nil:
+				r.start, r.end = 0, 0 // keep the chunk until the socket is empty (read)
+				msgStart = time.Time{}
 			case r.start == r.end:
 				c.dropBuffer(&r)
 				msgStart = time.Time{}
@@ -699,7 +743,7 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 				if msgStart.IsZero() || used > 0 {
 					msgStart = time.Now()
 				}
-				if !c.own(&r, c.nextSize(&r, limit, needer)) {
+				if c.rc == nil && !c.own(&r, c.nextSize(&r, limit, needer)) {
 					return c.budgetExceeded()
 				}
 			case used > 0:
@@ -745,6 +789,22 @@ func (c *conn) nextSize(r *recvBuf, limit int, needer Needer) int {
 	return size
 }
 
+// canGrowChunk: a full small chunk can become a big one (plain TCP, and
+// a framing whose limit does not need the exact sizing of own).
+func (c *conn) canGrowChunk(r *recvBuf, limit int) bool {
+	return r.pooled != nil && c.rc != nil && cap(r.b) == readChunk && (limit <= 0 || limit >= bigReadChunk)
+}
+
+// growChunk moves r's bytes into a big pooled chunk; the connection reads
+// into big chunks from then on.
+func (c *conn) growChunk(r *recvBuf) {
+	big := bigReadPool.Get().(*[]byte)
+	n := copy(*big, r.b[r.start:r.end])
+	putChunk(r.pooled)
+	*r = recvBuf{b: *big, pooled: big, end: n}
+	c.bigReads = true
+}
+
 func (c *conn) budgetExceeded() readResult {
 	if c.srvStats != nil {
 		c.srvStats.closedForLimits.Add(1)
@@ -765,11 +825,17 @@ func (c *conn) read(r *recvBuf) (int, error) {
 	}
 	var n int
 	var rerr error
+	own := false
 	err := c.rc.Read(func(fd uintptr) bool {
 		if r.b == nil {
-			r.pooled = readPool.Get().(*[]byte)
+			if c.bigReads {
+				r.pooled = bigReadPool.Get().(*[]byte)
+			} else {
+				r.pooled = readPool.Get().(*[]byte)
+			}
 			r.b = *r.pooled
 		}
+		space := len(r.b) - r.end
 		for {
 			n, rerr = syscall.Read(int(fd), r.b[r.end:])
 			if rerr != syscall.EINTR {
@@ -777,15 +843,26 @@ func (c *conn) read(r *recvBuf) (int, error) {
 			}
 		}
 		if rerr == syscall.EAGAIN {
-			if r.pooled != nil && r.end == 0 {
-				readPool.Put(r.pooled)
-				r.b, r.pooled = nil, nil
+			// Nothing more: no chunk is held while waiting.
+			if r.pooled != nil && r.end == r.start {
+				putChunk(r.pooled)
+				*r = recvBuf{}
+			} else if r.pooled != nil {
+				own, rerr = true, nil
+				return true
 			}
 			return false
+		}
+		if n == space {
+			c.bigReads = true
+		} else if r.pooled != nil && cap(r.b) == bigReadChunk && r.end == 0 && n < readChunk/2 {
+			c.bigReads = false
 		}
 		return true
 	})
 	switch {
+	case own:
+		return 0, errOwnPending
 	case err != nil:
 		return 0, err
 	case rerr != nil:
