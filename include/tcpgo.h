@@ -1162,6 +1162,107 @@ int tcp_client_conn_stats(const tcp_client *c, tcp_conn_stats *out,
                           size_t out_size);
 
 /* ---------------------------------------------------------------------------
+ * Batches: the messages of one read in one callback, many sends in one call
+ *
+ * Every call between the program and the library crosses from C into Go or
+ * back, and a crossing costs far more than a C function call. A program
+ * that handles many small messages can take all the messages of one read
+ * in one callback and queue all its replies to a connection with one call:
+ * two crossings per read instead of two per message.
+ *
+ * Version: new in tcpgo 0.1.0 after the first 0.1.0 snapshots; not in
+ * TCP_ServerClient v2. TCPGO_HAVE_MESSAGE_BATCHES is defined when this
+ * header declares them; a program that must also run against an older
+ * library can test the functions at run time (#pragma weak, as
+ * bench/c_echo_server.c does).
+ * ------------------------------------------------------------------------- */
+
+#define TCPGO_HAVE_MESSAGE_BATCHES 1
+
+/* One message. In a batch callback: data points into the library's buffer
+ * (valid only during the call, not NUL-terminated, never NULL -- also when
+ * len is 0), flags is 0 or TCP_MSG_PARTIAL (see tcp_message_ex_fn). Given
+ * to tcp_*_send_msgs: the message to queue (flags is ignored, so a
+ * received array can be sent back as it is). */
+typedef struct tcp_msg {
+  const char *data;
+  size_t len;
+  int flags;
+} tcp_msg;
+
+/* Messages from a client: msgs[0..count-1] (count >= 1), in the order they
+ * arrived, each a message as tcp_message_ex_fn would get it (a whole
+ * message in the fragmented framings, the next bytes of the stream in
+ * continuous mode, a flagged part of an overlong message). A batch holds
+ * what the library decoded from one read of the connection -- from one
+ * message up to however many whole messages the read brought; do not rely
+ * on the cut. The array and every data pointer are the library's and valid
+ * only until the callback returns: copy what you keep.
+ *
+ * Threads and order: as every callback (see CONVENTIONS): one callback of
+ * a connection at a time, after established and before closed; a batch
+ * holds one callback slot (TCP_OPT_CALLBACK_THREADS) for its whole call.
+ * While it runs that connection reads nothing.
+ *
+ * From inside the callback a program may call any function (but not free
+ * this handle): what it sends to this client meanwhile -- with
+ * tcp_send_msg, tcp_server_send_ex or, one call for all the replies,
+ * tcp_server_send_msgs -- goes out in one write when the callback returns.
+ * tcp_server_pause takes effect after the call (every message of the
+ * batch is already read and stays valid). After tcp_server_close_client
+ * or tcp_server_stop from inside, the call goes on with its array intact
+ * and no later batch of that connection follows; the closed callback
+ * comes after this callback returns.
+ *
+ * Precedence: a message is delivered to exactly one message callback. With
+ * a batch callback set, every message goes to it -- a message the library
+ * hands over on its own (a framing that does not decode in place, or one
+ * read when the callback was set or removed meanwhile) comes as a batch of
+ * one; otherwise the extended callback (tcp_message_ex_fn) runs if set,
+ * else the plain one (tcp_message_fn). Setting or removing a callback
+ * takes effect from the next message; messages are never lost or repeated
+ * in the switch. With TCP_OPT_EVENT_QUEUE no message callback runs (the
+ * messages are records of the queue). */
+typedef void (*tcp_messages_fn)(void *user_data, int client_id,
+                                void *conn_data, const tcp_msg *msgs,
+                                size_t count);
+
+/* Client side: messages from the server (see tcp_messages_fn). */
+typedef void (*tcp_client_messages_fn)(void *user_data, const tcp_msg *msgs,
+                                       size_t count);
+
+/* Set (fn = NULL: remove) the batch message callback; see tcp_messages_fn
+ * for its precedence over the other message callbacks. Any time, from any
+ * thread, also while running. NULL or freed handle: nothing happens. */
+void tcp_server_set_on_messages(tcp_server *s, tcp_messages_fn fn,
+                                void *user_data);
+void tcp_client_set_on_messages(tcp_client *c, tcp_client_messages_fn fn,
+                                void *user_data);
+
+/* Queue msgs[0..count-1] for client_id, each as one message exactly as
+ * tcp_server_send_ex would (framed, copied before the call returns, in
+ * order after what is queued), with one call into the library. Stops at
+ * the first message refused. Returns the number queued, from 0 to count;
+ * when it is less than count, msgs[return value] was refused and the rest
+ * was not tried: tcp_errcode() (this thread) and tcp_server_last_error say
+ * why (the codes of tcp_server_send_ex: TCP_ERR_NO_CLIENT,
+ * TCP_ERR_NOT_RUNNING, TCP_ERR_QUEUE_FULL, TCP_ERR_MEMORY_BUDGET,
+ * TCP_ERR_MESSAGE_TOO_LONG, TCP_ERR_CONTAINS_DELIMITER, TCP_ERR_INVALID_ARG
+ * for NULL data with len > 0). Returns TCP_ERR_INVALID_ARG, queuing
+ * nothing, for a NULL or freed handle, for msgs NULL with count > 0 and
+ * for count > INT_MAX. count 0 returns 0. The flags of each tcp_msg are
+ * ignored. Never blocks; any thread, also from callbacks (see
+ * tcp_messages_fn for replies from the batch callback). For messages to
+ * many clients at once, see tcp_server_send_batch. */
+int tcp_server_send_msgs(tcp_server *s, int client_id, const tcp_msg *msgs,
+                         size_t count);
+
+/* The client's tcp_server_send_msgs: queue msgs for the server, in order,
+ * up to the first refused; returns the number queued (TCP_ERR_NOT_RUNNING
+ * in tcp_errcode() while disconnected), or TCP_ERR_INVALID_ARG as above. */
+int tcp_client_send_msgs(tcp_client *c, const tcp_msg *msgs, size_t count);
+
+/* ---------------------------------------------------------------------------
  * Event queue (TCP_OPT_EVENT_QUEUE = 1)
  *
  * For hosts where a callback per event is expensive (Python), the library

@@ -2,6 +2,7 @@
  * Also the per-thread error record, which C reads without entering Go, and
  * what must be captured before the Go runtime starts. */
 #include "bridge.h"
+#include "_cgo_export.h"
 
 #include <string.h>
 #include <sys/mman.h>
@@ -26,6 +27,75 @@ void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, 
 void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg) { fn(ud, level, msg); }
 void tcpgo_call_file_progress(tcp_file_progress_fn fn, void *ud, int id, long long sent, long long total, int status) { fn(ud, id, sent, total, status); }
 
+/* ---- batches of messages ----------------------------------------------
+ * The tcp_msg array lives in C memory (cgo: C memory must not hold Go
+ * pointers -- these point into Go's read buffer only for the call's
+ * duration, on the C stack or in a malloc'd block freed before return, and
+ * Go never sees the array). Up to MSGS_STACK messages on the stack; a
+ * larger batch gets a heap array, or -- if malloc fails -- is delivered in
+ * slices of MSGS_STACK, in order. */
+#define MSGS_STACK 128
+
+static void fill_msgs(tcp_msg *out, const char *base, const tcpgo_part *parts, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    out[i].data = base + parts[i].off;
+    out[i].len = (size_t)parts[i].len;
+    out[i].flags = parts[i].partial ? 1 : 0; /* TCP_MSG_PARTIAL */
+  }
+}
+
+void tcpgo_call_messages(tcp_messages_fn fn, void *ud, int id, void *cd, const char *base, const tcpgo_part *parts, size_t n) {
+  tcp_msg stack[MSGS_STACK];
+  if (n <= MSGS_STACK) {
+    fill_msgs(stack, base, parts, n);
+    fn(ud, id, cd, stack, n);
+    return;
+  }
+  tcp_msg *heap = malloc(n * sizeof *heap);
+  if (heap != NULL) {
+    fill_msgs(heap, base, parts, n);
+    fn(ud, id, cd, heap, n);
+    free(heap);
+    return;
+  }
+  for (size_t i = 0; i < n; i += MSGS_STACK) {
+    size_t k = n - i < MSGS_STACK ? n - i : MSGS_STACK;
+    fill_msgs(stack, base, parts + i, k);
+    fn(ud, id, cd, stack, k);
+  }
+}
+
+void tcpgo_call_client_messages(tcp_client_messages_fn fn, void *ud, const char *base, const tcpgo_part *parts, size_t n) {
+  tcp_msg stack[MSGS_STACK];
+  if (n <= MSGS_STACK) {
+    fill_msgs(stack, base, parts, n);
+    fn(ud, stack, n);
+    return;
+  }
+  tcp_msg *heap = malloc(n * sizeof *heap);
+  if (heap != NULL) {
+    fill_msgs(heap, base, parts, n);
+    fn(ud, heap, n);
+    free(heap);
+    return;
+  }
+  for (size_t i = 0; i < n; i += MSGS_STACK) {
+    size_t k = n - i < MSGS_STACK ? n - i : MSGS_STACK;
+    fill_msgs(stack, base, parts + i, k);
+    fn(ud, stack, k);
+  }
+}
+
+void tcpgo_call_messages1(tcp_messages_fn fn, void *ud, int id, void *cd, const char *data, size_t len, int flags) {
+  tcp_msg m = {data, len, flags};
+  fn(ud, id, cd, &m, 1);
+}
+
+void tcpgo_call_client_messages1(tcp_client_messages_fn fn, void *ud, const char *data, size_t len, int flags) {
+  tcp_msg m = {data, len, flags};
+  fn(ud, &m, 1);
+}
+
 int tcpgo_call_cert(tcp_cert_check_fn fn, void *ud, int id, int result, const char *error,
                     const char *cert_pem, const char *chain_pem, const char *subject,
                     const char *issuer, const char *server_name) {
@@ -47,8 +117,10 @@ int tcpgo_call_cert(tcp_cert_check_fn fn, void *ud, int id, int result, const ch
 static __thread int tl_code;
 static __thread int tl_errno;
 static __thread char tl_msg[TCPGO_ERRMSG_MAX];
+static __thread int tl_set; /* the record holds an error */
 
 void tcpgo_set_error(int code, int err_no, const char *msg, size_t len) {
+  tl_set = 1;
   tl_code = code;
   tl_errno = err_no;
   if (len >= TCPGO_ERRMSG_MAX) len = TCPGO_ERRMSG_MAX - 1;
@@ -57,12 +129,58 @@ void tcpgo_set_error(int code, int err_no, const char *msg, size_t len) {
 }
 
 void tcpgo_clear_error(void) {
+  tl_set = 0;
   tl_code = 0;
   tl_errno = 0;
   tl_msg[0] = '\0';
 }
 
 int tcp_errcode(void) { return tl_code; }
+
+/* ---- sends: the thread's record cleared on the C side -------------------
+ * A successful call clears the calling thread's error record. For the
+ * calls a program makes per message, that happens here, before entering Go,
+ * and only when the record holds something: the Go side (tcpgo_x_*, not
+ * exported from the library) then records failures only, and a successful
+ * send costs one C->Go crossing and no Go->C call back. */
+static inline void clear_if_set(void) {
+  if (__builtin_expect(tl_set, 0)) tcpgo_clear_error();
+}
+
+int tcp_send_msg(tcp_server *s, int client_id, const void *data, size_t len) {
+  clear_if_set();
+  return tcpgo_x_send_msg(s, client_id, (void *)data, len);
+}
+
+int tcp_server_send_ex(tcp_server *s, int client_id, const void *data, size_t len) {
+  clear_if_set();
+  return tcpgo_x_server_send_ex(s, client_id, (void *)data, len);
+}
+
+int tcp_server_send_batch(tcp_server *s, const void *buf, size_t len, size_t count) {
+  clear_if_set();
+  return tcpgo_x_server_send_batch(s, (void *)buf, len, count);
+}
+
+int tcp_server_send_msgs(tcp_server *s, int client_id, const tcp_msg *msgs, size_t count) {
+  clear_if_set();
+  return tcpgo_x_server_send_msgs(s, client_id, (tcp_msg *)msgs, count);
+}
+
+int tcp_client_send(tcp_client *c, const void *data, size_t len) {
+  clear_if_set();
+  return tcpgo_x_client_send(c, (void *)data, len);
+}
+
+int tcp_client_send_ex(tcp_client *c, const void *data, size_t len) {
+  clear_if_set();
+  return tcpgo_x_client_send_ex(c, (void *)data, len);
+}
+
+int tcp_client_send_msgs(tcp_client *c, const tcp_msg *msgs, size_t count) {
+  clear_if_set();
+  return tcpgo_x_client_send_msgs(c, (tcp_msg *)msgs, count);
+}
 int tcp_errno(void) { return tl_errno; }
 
 int tcp_errmsg(char *buf, size_t buflen) {

@@ -28,6 +28,14 @@ typedef void (*tcp_client_connect_fn)(void *user_data, int attempt, int result);
 typedef void (*tcp_log_fn)(void *user_data, int level, const char *msg);
 typedef void (*tcp_file_progress_fn)(void *user_data, int client_id, long long sent, long long total, int status);
 typedef struct tcp_iovec { const void *base; size_t len; } tcp_iovec;
+typedef struct tcp_msg { const char *data; size_t len; int flags; } tcp_msg;
+typedef void (*tcp_messages_fn)(void *user_data, int client_id, void *conn_data, const tcp_msg *msgs, size_t count);
+typedef void (*tcp_client_messages_fn)(void *user_data, const tcp_msg *msgs, size_t count);
+
+/* One message of a batch as the engine describes it (engine.Part: Go int,
+ * int, bool). callbacks.go checks at compile time that the layouts agree;
+ * the array is Go memory without Go pointers, read by C during one call. */
+typedef struct tcpgo_part { ptrdiff_t off; ptrdiff_t len; unsigned char partial; } tcpgo_part;
 
 typedef struct tcp_cert_info {
   int client_id;
@@ -72,6 +80,13 @@ void tcpgo_call_client_closed_ex(tcp_client_closed_ex_fn fn, void *ud, int reaso
 void tcpgo_call_client_message_ex(tcp_client_message_ex_fn fn, void *ud, const char *data, size_t len, int flags);
 void tcpgo_call_client_ready(tcp_client_ready_fn fn, void *ud);
 void tcpgo_call_client_connect(tcp_client_connect_fn fn, void *ud, int attempt, int result);
+/* Build the tcp_msg array of a batch on the C side (base: the read's
+ * buffer, Go memory valid during the call) and call fn once. */
+void tcpgo_call_messages(tcp_messages_fn fn, void *ud, int id, void *cd, const char *base, const tcpgo_part *parts, size_t n);
+void tcpgo_call_client_messages(tcp_client_messages_fn fn, void *ud, const char *base, const tcpgo_part *parts, size_t n);
+/* A batch of one message. */
+void tcpgo_call_messages1(tcp_messages_fn fn, void *ud, int id, void *cd, const char *data, size_t len, int flags);
+void tcpgo_call_client_messages1(tcp_client_messages_fn fn, void *ud, const char *data, size_t len, int flags);
 void tcpgo_call_log(tcp_log_fn fn, void *ud, int level, const char *msg);
 /* Builds the tcp_cert_info on the C stack (the strings are the caller's C
  * copies, freed after the call) and returns the callback's verdict. */

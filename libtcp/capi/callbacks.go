@@ -21,6 +21,8 @@ type serverCallbacks struct {
 	messageUD     unsafe.Pointer
 	messageEx     C.tcp_message_ex_fn
 	messageExUD   unsafe.Pointer
+	messages      C.tcp_messages_fn
+	messagesUD    unsafe.Pointer
 	closed        C.tcp_closed_fn
 	closedUD      unsafe.Pointer
 	closedEx      C.tcp_closed_ex_fn
@@ -70,9 +72,17 @@ func (h *serverHandler) Established(id int) {
 
 func (h *serverHandler) Message(id int, data []byte) { h.MessageEx(id, data, false, nil) }
 
+// The message callbacks' precedence (tcpgo.h): the batch callback, else the
+// extended one, else the plain one. With the batch callback set, a message
+// the engine hands over alone (one a framing did not decode in place, or one
+// of a read that began before the callback was set) is a batch of one.
 func (h *serverHandler) MessageEx(id int, data []byte, partial bool, user any) {
 	cb := h.cbs.Load()
 	switch {
+	case cb.messages != nil:
+		h.slots.enter()
+		C.tcpgo_call_messages1(cb.messages, cb.messagesUD, C.int(id), connData(user), bytePtr(data), C.size_t(len(data)), msgFlags(partial))
+		h.slots.leave()
 	case cb.messageEx != nil:
 		flags := C.int(0)
 		if partial {
@@ -86,6 +96,28 @@ func (h *serverHandler) MessageEx(id int, data []byte, partial bool, user any) {
 		C.tcpgo_call_message(cb.message, cb.messageUD, C.int(id), bytePtr(data), C.size_t(len(data)))
 		h.slots.leave()
 	}
+}
+
+// WantsBatch is asked by the engine before each read is decoded.
+func (h *serverHandler) WantsBatch() bool { return h.cbs.Load().messages != nil }
+
+// Messages delivers one read's messages in one call into C (one crossing,
+// one callback slot): bridge.c builds the tcp_msg array on the C side from
+// buf and parts, neither of which holds a Go pointer.
+func (h *serverHandler) Messages(id int, buf []byte, parts []engine.Part, user any) {
+	cb := h.cbs.Load()
+	if cb.messages == nil { // removed since WantsBatch said yes
+		for _, p := range parts {
+			h.MessageEx(id, buf[p.Off:p.Off+p.Len], p.Partial, user)
+		}
+		return
+	}
+	if len(parts) == 0 {
+		return
+	}
+	h.slots.enter()
+	C.tcpgo_call_messages(cb.messages, cb.messagesUD, C.int(id), connData(user), bytePtr(buf), partsPtr(parts), C.size_t(len(parts)))
+	h.slots.leave()
 }
 
 func (h *serverHandler) Closed(id int) { h.ClosedEx(id, engine.ClosePeer, nil) }
@@ -176,6 +208,8 @@ type clientCallbacks struct {
 	messageUD unsafe.Pointer
 	messageEx C.tcp_client_message_ex_fn
 	msgExUD   unsafe.Pointer
+	messages  C.tcp_client_messages_fn
+	msgsUD    unsafe.Pointer
 	closed    C.tcp_client_closed_fn
 	closedUD  unsafe.Pointer
 	closedEx  C.tcp_client_closed_ex_fn
@@ -238,6 +272,12 @@ func (h *clientHandler) Message(_ int, data []byte) { h.MessageEx(0, data, false
 
 func (h *clientHandler) MessageEx(_ int, data []byte, partial bool, _ any) {
 	cb := h.cbs.Load()
+	if cb.messages != nil { // precedence: see serverHandler.MessageEx
+		h.slots.enter()
+		C.tcpgo_call_client_messages1(cb.messages, cb.msgsUD, bytePtr(data), C.size_t(len(data)), msgFlags(partial))
+		h.slots.leave()
+		return
+	}
 	if cb.messageEx != nil {
 		var flags C.int
 		if partial {
@@ -253,6 +293,24 @@ func (h *clientHandler) MessageEx(_ int, data []byte, partial bool, _ any) {
 		C.tcpgo_call_client_message(cb.message, cb.messageUD, bytePtr(data), C.size_t(len(data)))
 		h.slots.leave()
 	}
+}
+
+func (h *clientHandler) WantsBatch() bool { return h.cbs.Load().messages != nil }
+
+func (h *clientHandler) Messages(_ int, buf []byte, parts []engine.Part, _ any) {
+	cb := h.cbs.Load()
+	if cb.messages == nil {
+		for _, p := range parts {
+			h.MessageEx(0, buf[p.Off:p.Off+p.Len], p.Partial, nil)
+		}
+		return
+	}
+	if len(parts) == 0 {
+		return
+	}
+	h.slots.enter()
+	C.tcpgo_call_client_messages(cb.messages, cb.msgsUD, bytePtr(buf), partsPtr(parts), C.size_t(len(parts)))
+	h.slots.leave()
 }
 
 func (h *clientHandler) Closed(int) { h.ClosedEx(0, engine.ClosePeer, nil) }
@@ -309,3 +367,28 @@ func bytePtr(b []byte) *C.char {
 }
 
 var emptyC = (*C.char)(C.calloc(1, 1))
+
+func msgFlags(partial bool) C.int {
+	if partial {
+		return 1 // TCP_MSG_PARTIAL
+	}
+	return 0
+}
+
+// partsPtr passes a batch's parts to C for the duration of one call:
+// engine.Part holds no Go pointer, and C reads it as tcpgo_part (bridge.h),
+// whose layout the declarations below check at compile time.
+func partsPtr(p []engine.Part) *C.tcpgo_part {
+	return (*C.tcpgo_part)(unsafe.Pointer(unsafe.SliceData(p)))
+}
+
+// Compile-time layout checks: engine.Part and C's tcpgo_part must agree
+// (a mismatch is a type error here).
+var (
+	_ [unsafe.Sizeof(engine.Part{})]byte           = [unsafe.Sizeof(C.tcpgo_part{})]byte{}
+	_ [unsafe.Offsetof(engine.Part{}.Off)]byte     = [unsafe.Offsetof(C.tcpgo_part{}.off)]byte{}
+	_ [unsafe.Offsetof(engine.Part{}.Len)]byte     = [unsafe.Offsetof(C.tcpgo_part{}.len)]byte{}
+	_ [unsafe.Offsetof(engine.Part{}.Partial)]byte = [unsafe.Offsetof(C.tcpgo_part{}.partial)]byte{}
+	_ [unsafe.Sizeof(engine.Part{}.Partial)]byte   = [unsafe.Sizeof(C.tcpgo_part{}.partial)]byte{}
+	_ [unsafe.Sizeof(engine.Part{}.Off)]byte       = [unsafe.Sizeof(C.tcpgo_part{}.off)]byte{}
+)

@@ -143,8 +143,8 @@ func tcp_client_stop(c *C.tcp_client) {
 	}
 }
 
-//export tcp_client_send
-func tcp_client_send(c *C.tcp_client, data unsafe.Pointer, n C.size_t) (rc C.int) {
+//export tcpgo_x_client_send
+func tcpgo_x_client_send(c *C.tcp_client, data unsafe.Pointer, n C.size_t) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
 		badHandle("client")
@@ -157,22 +157,34 @@ func tcp_client_send(c *C.tcp_client, data unsafe.Pointer, n C.size_t) (rc C.int
 	return 1
 }
 
+// send: called through bridge.c, which clears the thread's record (see
+// serverObj.send).
 func (o *clientObj) send(data unsafe.Pointer, n C.size_t) C.int {
 	msg, err := goBytes(data, n)
 	if err == nil {
 		err = o.cl.Send(msg)
 	}
-	return o.errs.result(err)
+	return o.errs.fail(err)
 }
 
-//export tcp_client_send_ex
-func tcp_client_send_ex(c *C.tcp_client, data unsafe.Pointer, n C.size_t) (rc C.int) {
+//export tcpgo_x_client_send_ex
+func tcpgo_x_client_send_ex(c *C.tcp_client, data unsafe.Pointer, n C.size_t) (rc C.int) {
 	o := lookupClient(c)
 	if o == nil {
 		return badHandle("client")
 	}
 	defer catch(&rc, &o.errs, internal)
 	return o.send(data, n)
+}
+
+//export tcpgo_x_client_send_msgs
+func tcpgo_x_client_send_msgs(c *C.tcp_client, msgs *C.tcp_msg, count C.size_t) (rc C.int) {
+	o := lookupClient(c)
+	if o == nil {
+		return badHandle("client")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return sendMsgs(&o.errs, msgs, count, o.cl.Send)
 }
 
 //export tcp_client_queued
@@ -220,6 +232,13 @@ func tcp_client_conn_stats(c *C.tcp_client, out *C.tcp_conn_stats, outSize C.siz
 	}
 	v := connStatsC(st)
 	return fillStats(unsafe.Pointer(out), outSize, unsafe.Pointer(&v), unsafe.Sizeof(v))
+}
+
+//export tcp_client_set_on_messages
+func tcp_client_set_on_messages(c *C.tcp_client, fn C.tcp_client_messages_fn, ud unsafe.Pointer) {
+	if o := lookupClient(c); o != nil {
+		o.handler.update(func(c *clientCallbacks) { c.messages, c.msgsUD = fn, ud })
+	}
 }
 
 //export tcp_client_set_on_message_ex

@@ -119,6 +119,13 @@ func tcp_server_set_on_message_ex(s *C.tcp_server, fn C.tcp_message_ex_fn, ud un
 	}
 }
 
+//export tcp_server_set_on_messages
+func tcp_server_set_on_messages(s *C.tcp_server, fn C.tcp_messages_fn, ud unsafe.Pointer) {
+	if o := lookupServer(s); o != nil {
+		o.handler.update(func(c *serverCallbacks) { c.messages, c.messagesUD = fn, ud })
+	}
+}
+
 //export tcp_server_set_on_closed_ex
 func tcp_server_set_on_closed_ex(s *C.tcp_server, fn C.tcp_closed_ex_fn, ud unsafe.Pointer) {
 	if o := lookupServer(s); o != nil {
@@ -237,17 +244,20 @@ func tcp_server_stop(s *C.tcp_server) {
 	}
 }
 
-// sendResult is the shared body of tcp_send_msg and tcp_server_send_ex.
+// send is the shared body of tcp_send_msg and tcp_server_send_ex. These and
+// the other per-message sends are called through bridge.c, which clears the
+// thread's error record on the C side (see there): they only record
+// failures.
 func (o *serverObj) send(id C.int, data unsafe.Pointer, n C.size_t) C.int {
 	msg, err := goBytes(data, n)
 	if err == nil {
 		err = o.srv.Send(int(id), msg)
 	}
-	return o.errs.result(err)
+	return o.errs.fail(err)
 }
 
-//export tcp_send_msg
-func tcp_send_msg(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size_t) (rc C.int) {
+//export tcpgo_x_send_msg
+func tcpgo_x_send_msg(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size_t) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
 		badHandle("server")
@@ -260,8 +270,8 @@ func tcp_send_msg(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size_t) (r
 	return 1
 }
 
-//export tcp_server_send_ex
-func tcp_server_send_ex(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size_t) (rc C.int) {
+//export tcpgo_x_server_send_ex
+func tcpgo_x_server_send_ex(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size_t) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
 		return badHandle("server")
@@ -270,8 +280,8 @@ func tcp_server_send_ex(s *C.tcp_server, id C.int, data unsafe.Pointer, n C.size
 	return o.send(id, data, n)
 }
 
-//export tcp_server_send_batch
-func tcp_server_send_batch(s *C.tcp_server, buf unsafe.Pointer, n C.size_t, count C.size_t) (rc C.int) {
+//export tcpgo_x_server_send_batch
+func tcpgo_x_server_send_batch(s *C.tcp_server, buf unsafe.Pointer, n C.size_t, count C.size_t) (rc C.int) {
 	o := lookupServer(s)
 	if o == nil {
 		return badHandle("server")
@@ -279,18 +289,60 @@ func tcp_server_send_batch(s *C.tcp_server, buf unsafe.Pointer, n C.size_t, coun
 	defer catch(&rc, &o.errs, internal)
 	b, err := goBytes(buf, n)
 	if err != nil {
-		return o.errs.result(err)
+		return o.errs.fail(err)
 	}
 	sent, err := sendRecords(b, int(min(uint64(count), math.MaxInt32)), o.srv.Send)
 	if err != nil {
-		code := o.errs.result(err)
+		code := o.errs.fail(err)
 		if code == C.int(engine.ErrInvalidArg) { // a cut-off buffer
 			return code
 		}
-		return C.int(sent)
 	}
-	succeeded()
 	return C.int(sent)
+}
+
+// maxMsgs bounds the count of tcp_*_send_msgs: the result is an int.
+const maxMsgs = math.MaxInt32
+
+// msgList views C's tcp_msg array for the duration of a call.
+func msgList(msgs *C.tcp_msg, count C.size_t) ([]C.tcp_msg, error) {
+	if count == 0 {
+		return nil, nil
+	}
+	if msgs == nil || uint64(count) > maxMsgs {
+		return nil, invalidArg("%d messages at %p", uint64(count), msgs)
+	}
+	return unsafe.Slice(msgs, int(count)), nil
+}
+
+// sendMsgs queues msgs in order with send until one is refused; it returns
+// how many were queued, or a negative code when none could be tried.
+func sendMsgs(l *lastError, msgs *C.tcp_msg, count C.size_t, send func([]byte) error) C.int {
+	list, err := msgList(msgs, count)
+	if err != nil {
+		return l.fail(err)
+	}
+	for i := range list {
+		m, err := goBytes(unsafe.Pointer(list[i].data), list[i].len)
+		if err == nil {
+			err = send(m)
+		}
+		if err != nil {
+			l.fail(err)
+			return C.int(i)
+		}
+	}
+	return C.int(len(list))
+}
+
+//export tcpgo_x_server_send_msgs
+func tcpgo_x_server_send_msgs(s *C.tcp_server, id C.int, msgs *C.tcp_msg, count C.size_t) (rc C.int) {
+	o := lookupServer(s)
+	if o == nil {
+		return badHandle("server")
+	}
+	defer catch(&rc, &o.errs, internal)
+	return sendMsgs(&o.errs, msgs, count, func(m []byte) error { return o.srv.Send(int(id), m) })
 }
 
 // sendRecords queues each record of buf (event-queue format) with send and

@@ -32,43 +32,104 @@ const (
 var (
 	handleBase = uintptr(C.tcpgo_reserve_handles(handleSpace))
 	handleSeq  atomic.Uint64
-	handles    sync.Map // uintptr -> *serverObj | *clientObj
+	handles    handleTable
 )
+
+// handleTable maps a handle's index (its offset in the reserved region
+// divided by handleStride) to its object: a look-up is two atomic loads,
+// no hashing and no lock (every call of the API does one). Chunks are
+// allocated when the first handle of theirs is made and never freed
+// (16 KiB per 1024 handles ever made; at most 1 GiB / 16 / 1024 chunks).
+const (
+	handleSlots    = handleSpace / handleStride
+	handleChunkLog = 10
+	handleChunk    = 1 << handleChunkLog
+)
+
+type handleSlot struct {
+	srv atomic.Pointer[serverObj]
+	cl  atomic.Pointer[clientObj]
+}
+
+type handleTable struct {
+	mu     sync.Mutex // serialises chunk allocation only
+	chunks [handleSlots / handleChunk]atomic.Pointer[[handleChunk]handleSlot]
+}
+
+// slot is the table entry of handle p, or nil when p is not a handle
+// (outside the region, misaligned) or no handle of its chunk was made.
+func (t *handleTable) slot(p unsafe.Pointer) *handleSlot {
+	off := uintptr(p) - handleBase
+	if handleBase == 0 || uintptr(p) < handleBase || off >= handleSpace || off%handleStride != 0 {
+		return nil
+	}
+	i := off / handleStride
+	ch := t.chunks[i>>handleChunkLog].Load()
+	if ch == nil {
+		return nil
+	}
+	return &ch[i&(handleChunk-1)]
+}
+
+// slotAt is the entry of index i, allocating its chunk if needed.
+func (t *handleTable) slotAt(i uintptr) *handleSlot {
+	c := &t.chunks[i>>handleChunkLog]
+	ch := c.Load()
+	if ch == nil {
+		t.mu.Lock()
+		if ch = c.Load(); ch == nil {
+			ch = new([handleChunk]handleSlot)
+			c.Store(ch)
+		}
+		t.mu.Unlock()
+	}
+	return &ch[i&(handleChunk-1)]
+}
 
 func newHandle(obj any) unsafe.Pointer {
 	if handleBase == 0 {
 		return nil
 	}
 	for {
-		off := (handleSeq.Add(1) % (handleSpace / handleStride)) * handleStride
-		if off == 0 {
+		i := uintptr(handleSeq.Add(1) % handleSlots)
+		if i == 0 {
 			continue // never the region's first byte: keep handles non-NULL and distinct
 		}
-		key := handleBase + uintptr(off)
-		if _, taken := handles.LoadOrStore(key, obj); !taken {
-			return unsafe.Add(unsafe.Pointer(nil), key) //nolint:govet // an opaque token, never dereferenced
+		sl := handles.slotAt(i)
+		taken := false
+		switch o := obj.(type) {
+		case *serverObj:
+			taken = sl.cl.Load() != nil || !sl.srv.CompareAndSwap(nil, o)
+		case *clientObj:
+			taken = sl.srv.Load() != nil || !sl.cl.CompareAndSwap(nil, o)
+		default:
+			panic("tcpgo: handle of unknown type")
+		}
+		if !taken {
+			return unsafe.Add(unsafe.Pointer(nil), handleBase+i*handleStride) //nolint:govet // an opaque token, never dereferenced
 		}
 	}
 }
 
-func dropHandle(p unsafe.Pointer) { handles.Delete(uintptr(p)) }
+func dropHandle(p unsafe.Pointer) {
+	if sl := handles.slot(p); sl != nil {
+		sl.srv.Store(nil)
+		sl.cl.Store(nil)
+	}
+}
 
 func lookupServer(p *C.tcp_server) *serverObj {
-	if p == nil {
-		return nil
+	if sl := handles.slot(unsafe.Pointer(p)); sl != nil {
+		return sl.srv.Load()
 	}
-	v, _ := handles.Load(uintptr(unsafe.Pointer(p)))
-	o, _ := v.(*serverObj)
-	return o
+	return nil
 }
 
 func lookupClient(p *C.tcp_client) *clientObj {
-	if p == nil {
-		return nil
+	if sl := handles.slot(unsafe.Pointer(p)); sl != nil {
+		return sl.cl.Load()
 	}
-	v, _ := handles.Load(uintptr(unsafe.Pointer(p)))
-	o, _ := v.(*clientObj)
-	return o
+	return nil
 }
 
 // ---------------------------------------------------------------------------
@@ -104,6 +165,16 @@ func (l *lastError) result(err error) C.int {
 	if l != nil {
 		l.set(err)
 	}
+	return failed(err)
+}
+
+// fail is result for the calls whose C wrapper (bridge.c) cleared the
+// thread's record before entering Go: nothing to do on success.
+func (l *lastError) fail(err error) C.int {
+	if err == nil {
+		return 0
+	}
+	l.set(err)
 	return failed(err)
 }
 

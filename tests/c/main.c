@@ -14,11 +14,12 @@ extern const test_case control_tests[];
 extern const test_case framing_tests[];
 extern const test_case cert_purpose_tests[];
 extern const test_case tls_feature_tests[];
+extern const test_case batch_tests[];
 
 static const test_case *const suites[] = {
     api_tests, server_tests, client_tests, tls_tests, event_tests, signal_tests,
     delivery_tests, fault_tests, control_tests, framing_tests, cert_purpose_tests,
-    tls_feature_tests, NULL};
+    tls_feature_tests, batch_tests, NULL};
 
 /* Certificates are made once per run, in the runner, and shared by every
  * test process through the environment. */
