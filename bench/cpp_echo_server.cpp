@@ -2,10 +2,12 @@
 //
 // The message echo written the way a user of the C++ classes writes it:
 // tcp::TcpServer / tcp::TlsServer in fragmented mode with '\n', a message
-// worker (v2 signature: client id and the message as std::string) that
-// answers with sendMsg, which appends the delimiter again.
+// worker that answers with sendMsg, which appends the delimiter again. By
+// default the worker is the zero-copy one (setWorkOnMessageView: client id
+// and a std::string_view of the library's buffer); with -v2 it is v2's
+// (setWorkOnMessage: the message copied into a std::string).
 //
-//   cpp_echo_server [-addr 127.0.0.1] [-tls -cert CERT -key KEY -ca CA]
+//   cpp_echo_server [-v2] [-addr 127.0.0.1] [-tls -cert CERT -key KEY -ca CA]
 //
 // With -tls the server requires client certificates signed by CA (mutual
 // TLS, as tcp::TlsServer always does). The first line on stdout is
@@ -22,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -56,11 +59,17 @@ void waitForStop() {
 }
 
 template <class Server, class Start>
-int serve(Server &server, const std::string &addr, Start start) {
+int serve(Server &server, const std::string &addr, bool v2, Start start) {
   server.setBindAddress(addr);
-  server.setWorkOnMessage([&server](const int clientId, const std::string msg) {
-    if (!server.sendMsg(clientId, msg)) refusedSends.fetch_add(1, std::memory_order_relaxed);
-  });
+  if (v2) {
+    server.setWorkOnMessage([&server](const int clientId, const std::string msg) {
+      if (!server.sendMsg(clientId, msg)) refusedSends.fetch_add(1, std::memory_order_relaxed);
+    });
+  } else {
+    server.setWorkOnMessageView([&server](const int clientId, std::string_view msg) {
+      if (!server.sendMsg(clientId, msg)) refusedSends.fetch_add(1, std::memory_order_relaxed);
+    });
+  }
   int rc = start(server);
   if (rc != tcp::SERVER_START_OK) {
     std::fprintf(stderr, "cpp_echo_server: start failed with %d: %s\n", rc,
@@ -76,7 +85,8 @@ int serve(Server &server, const std::string &addr, Start start) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: cpp_echo_server [-addr A] [-tls -cert CERT -key KEY -ca CA]\n");
+  std::fprintf(stderr,
+               "usage: cpp_echo_server [-v2] [-addr A] [-tls -cert CERT -key KEY -ca CA]\n");
   return 2;
 }
 
@@ -84,11 +94,15 @@ int usage() {
 
 int main(int argc, char **argv) {
   std::string addr = "127.0.0.1", ca, cert, key;
-  bool useTls = false;
+  bool useTls = false, v2 = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "-tls") {
       useTls = true;
+      continue;
+    }
+    if (a == "-v2") {
+      v2 = true;
       continue;
     }
     if (i + 1 >= argc) return usage();
@@ -116,10 +130,10 @@ int main(int argc, char **argv) {
 
   if (useTls) {
     tcp::TlsServer server('\n');
-    return serve(server, addr, [&](tcp::TlsServer &s) {
+    return serve(server, addr, v2, [&](tcp::TlsServer &s) {
       return s.startOnFreePort(ca.c_str(), cert.c_str(), key.c_str());
     });
   }
   tcp::TcpServer server('\n');
-  return serve(server, addr, [](tcp::TcpServer &s) { return s.startOnFreePort(); });
+  return serve(server, addr, v2, [](tcp::TcpServer &s) { return s.startOnFreePort(); });
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Echo benchmark entry: tcpgo through the C++ classes (bench/cpp_echo_server.cpp):
-# tcp::TcpServer / tcp::TlsServer('\n'), setWorkOnMessage + sendMsg.
+# tcp::TcpServer / tcp::TlsServer('\n'), the zero-copy setWorkOnMessageView
+# (std::string_view of the library's buffer) + sendMsg. The v2 string worker: cpp-v2.
 # See bench/run.py for the entry contract.
 # bench-name: cpp
-# bench-label: tcpgo via C++ tcp::TcpServer
+# bench-label: tcpgo via C++ tcp::TcpServer (view worker)
 # bench-baseline: c-abi
 # bench-goal: 0.95
 # bench-order: 15

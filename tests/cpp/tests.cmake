@@ -46,7 +46,7 @@ endforeach()
 set(_sources
   "${_t}/main.cpp" "${_t}/test_api.cpp" "${_t}/test_transport.cpp" "${_t}/test_tls.cpp"
   "${_t}/test_robust.cpp" "${_t}/test_control.cpp" "${_t}/test_wire.cpp"
-  "${_t}/test_tls_features.cpp")
+  "${_t}/test_tls_features.cpp" "${_t}/test_view.cpp")
 
 # Each class header alone compiles and brings v2's standard headers.
 set(_alone_objects)

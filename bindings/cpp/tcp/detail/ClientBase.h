@@ -10,6 +10,15 @@
 namespace tcp {
 namespace detail {
 
+// The message workers of a client, as one snapshot (see WorkerSet and
+// ServerMessageWorkers): viewEx, view, ex, str -- the first one set runs.
+struct ClientMessageWorkers {
+  std::shared_ptr<const std::function<void(const std::string)>> str;
+  std::shared_ptr<const std::function<void(const std::string, const bool)>> ex;
+  std::shared_ptr<const std::function<void(std::string_view)>> view;
+  std::shared_ptr<const std::function<void(std::string_view, const bool)>> viewEx;
+};
+
 // What the library's callbacks touch; on the heap so the client can move.
 struct ClientState {
   tcp_client *handle = nullptr;
@@ -17,8 +26,9 @@ struct ClientState {
   std::ostream *out = nullptr;
   std::mutex certMutex;  // the certificate slot and its registration in step  // continuous mode; only the address is kept
 
-  Slot<void(const std::string)> message;
-  Slot<void(const std::string, const bool)> messageEx;
+  WorkerSet<ClientMessageWorkers> message;
+  // the snapshot the message trampoline last used (it runs one at a time)
+  WorkerCache<ClientMessageWorkers> messageCache;
   Slot<void()> closed;
   Slot<void(const CloseReason)> closedWithReason;
   Slot<void()> ready;
@@ -69,11 +79,17 @@ struct ClientState {
       }
       return;
     }
-    if (auto g = s->messageEx.get()) {
-      const bool complete = (flags & TCP_MSG_PARTIAL) == 0;
-      guarded(s->exception, 0, "message", [&] { (*g)(std::string(data, len), complete); });
-    } else if (auto f = s->message.get()) {
-      guarded(s->exception, 0, "message", [&] { (*f)(std::string(data, len)); });
+    const ClientMessageWorkers *w = s->messageCache.workers(s->message);
+    const bool complete = (flags & TCP_MSG_PARTIAL) == 0;
+    if (w->viewEx) {
+      guarded(s->exception, 0, "message",
+              [&] { (*w->viewEx)(std::string_view(data, len), complete); });
+    } else if (w->view) {
+      guarded(s->exception, 0, "message", [&] { (*w->view)(std::string_view(data, len)); });
+    } else if (w->ex) {
+      guarded(s->exception, 0, "message", [&] { (*w->ex)(std::string(data, len), complete); });
+    } else if (w->str) {
+      guarded(s->exception, 0, "message", [&] { (*w->str)(std::string(data, len)); });
     }
   }
 
@@ -146,7 +162,7 @@ class ClientBase : public ConnectionOptions<ClientBase>, public TlsOptions<Clien
 
   // Fragmented mode: called with every whole message from the server.
   void setWorkOnMessage(std::function<void(const std::string)> worker) {
-    if (s_) s_->message.set(std::move(worker));
+    if (s_) setMessageWorker(&ClientMessageWorkers::str, std::move(worker));
   }
 
   /// The message worker with the "complete" flag: false for a part of an
@@ -155,7 +171,26 @@ class ClientBase : public ConnectionOptions<ClientBase>, public TlsOptions<Clien
   /// true for every whole message. When set, it runs instead of the worker
   /// of setWorkOnMessage; an empty function goes back to that one.
   void setWorkOnMessageEx(std::function<void(const std::string msg, const bool complete)> worker) {
-    if (s_) s_->messageEx.set(std::move(worker));
+    if (s_) setMessageWorker(&ClientMessageWorkers::ex, std::move(worker));
+  }
+
+  /// tcpgo extension: the zero-copy message worker. msg is a view of the
+  /// library's receive buffer -- no std::string is built, nothing is
+  /// allocated per message --, valid only until the worker returns: copy
+  /// what you keep (std::string(msg)); passing it to sendMsg during the call
+  /// is fine. Runs as the worker of setWorkOnMessage does: on a library
+  /// thread, one message at a time, in order. When set, it runs instead of
+  /// the workers of setWorkOnMessage and setWorkOnMessageEx (they come back
+  /// when this one is removed with an empty function). A client in
+  /// continuous mode with an ostream writes to the stream instead.
+  void setWorkOnMessageView(std::function<void(std::string_view msg)> worker) {
+    if (s_) setMessageWorker(&ClientMessageWorkers::view, std::move(worker));
+  }
+
+  /// tcpgo extension: the zero-copy worker with the "complete" flag (see
+  /// setWorkOnMessageEx); runs instead of every other message worker.
+  void setWorkOnMessageViewEx(std::function<void(std::string_view msg, const bool complete)> worker) {
+    if (s_) setMessageWorker(&ClientMessageWorkers::viewEx, std::move(worker));
   }
 
   // True while connected (false once the server closed the connection).
@@ -410,9 +445,15 @@ class ClientBase : public ConnectionOptions<ClientBase>, public TlsOptions<Clien
   SendResult sendv(const std::string_view *parts, size_t n) {
     if (!s_) return SendResult::InvalidArg;
     if (n > static_cast<size_t>(INT_MAX)) return SendResult::InvalidArg;
-    std::vector<tcp_iovec> iov(n);
-    for (size_t i = 0; i < n; i++) iov[i] = tcp_iovec{parts[i].data(), parts[i].size()};
-    return static_cast<SendResult>(::tcp_client_sendv(s_->handle, iov.data(), static_cast<int>(n)));
+    return withIovecs(parts, n, [&](const tcp_iovec *iov, int count) {
+      return static_cast<SendResult>(::tcp_client_sendv(s_->handle, iov, count));
+    });
+  }
+
+  template <class Fn>
+  void setMessageWorker(std::shared_ptr<const Fn> ClientMessageWorkers::*which, Fn worker) {
+    auto p = workerPtr(std::move(worker));
+    s_->message.update([&](ClientMessageWorkers &w) { w.*which = std::move(p); });
   }
 
   std::mutex &certMutex() { return s_->certMutex; }

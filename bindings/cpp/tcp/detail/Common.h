@@ -218,6 +218,72 @@ class Slot {
   std::shared_ptr<const Fn> cur_;
 };
 
+// The message workers of a server or client (W: a struct of shared_ptrs to
+// the callables, one per kind of message worker), read on every message.
+// Setting one builds a new immutable snapshot and bumps the generation;
+// the message trampoline keeps the snapshot it last used per connection
+// (WorkerCache) and looks at the set only when the generation changed, so
+// the hot path is one atomic load -- no lock, no reference count, no
+// shared cache line written per message. A snapshot stays alive while a
+// connection still holds it: replaced callables are destroyed when every
+// connection has taken the new snapshot (at its next message) or closed,
+// or with the server.
+template <class W>
+class WorkerSet {
+ public:
+  WorkerSet() : cur_(std::make_shared<const W>()) {}
+  // Applies f to a copy of the current snapshot (copies the shared_ptrs,
+  // never the callables) and publishes it.
+  template <class F>
+  void update(F &&f) {
+    auto next = std::make_shared<W>();
+    std::shared_ptr<const W> old;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      *next = *cur_;
+      f(*next);
+      old = std::move(cur_);
+      cur_ = std::move(next);
+      gen_.fetch_add(1, std::memory_order_release);
+    }
+    // old (perhaps the last reference to a callable) goes outside the lock
+  }
+  std::shared_ptr<const W> get() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return cur_;
+  }
+  unsigned generation() const noexcept { return gen_.load(std::memory_order_acquire); }
+
+ private:
+  // read by every message of every connection: on a cache line of its own
+  alignas(64) std::atomic<unsigned> gen_{1};
+  alignas(64) mutable std::mutex m_;
+  std::shared_ptr<const W> cur_;
+};
+
+// The snapshot one connection last used; touched only by that connection's
+// message trampoline (the library runs them one at a time per connection).
+template <class W>
+struct WorkerCache {
+  std::shared_ptr<const W> snapshot;
+  unsigned gen = 0;  // WorkerSet generations start at 1
+  const W *workers(const WorkerSet<W> &set) {
+    const unsigned g = set.generation();
+    if (g != gen) {
+      snapshot = set.get();
+      gen = g;  // a later update than g makes the next call look again
+    }
+    return snapshot.get();
+  }
+};
+
+// A worker slot in a snapshot: set (a non-empty function) or null.
+template <class Sig>
+std::shared_ptr<const std::function<Sig>> workerPtr(std::function<Sig> fn) {
+  if (!fn) return nullptr;
+  return std::make_shared<const std::function<Sig>>(std::move(fn));
+}
+
 // Last-resort report; never throws.
 inline void printToStderr(const std::string &text) noexcept {
   try {
@@ -455,6 +521,21 @@ struct ProgressCall {
     if (status != 1) delete p;
   }
 };
+
+// Calls send(iov, count) with the parts as tcp_iovecs: on the stack for up
+// to 16 parts (no allocation per sendv), on the heap beyond. n <= INT_MAX.
+template <class Send>
+auto withIovecs(const std::string_view *parts, size_t n, Send &&send) {
+  constexpr size_t kStackParts = 16;
+  if (n <= kStackParts) {
+    tcp_iovec iov[kStackParts];
+    for (size_t i = 0; i < n; i++) iov[i] = tcp_iovec{parts[i].data(), parts[i].size()};
+    return send(static_cast<const tcp_iovec *>(iov), static_cast<int>(n));
+  }
+  std::vector<tcp_iovec> iov(n);
+  for (size_t i = 0; i < n; i++) iov[i] = tcp_iovec{parts[i].data(), parts[i].size()};
+  return send(static_cast<const tcp_iovec *>(iov.data()), static_cast<int>(n));
+}
 
 // A string argument that may be absent: "" is passed to C as NULL.
 inline const char *nullIfEmpty(const std::string &s) noexcept {

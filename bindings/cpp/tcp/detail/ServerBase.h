@@ -12,14 +12,25 @@
 namespace tcp {
 namespace detail {
 
+// The message workers of a server, as one snapshot (see WorkerSet). The
+// first one set of view, viewEx, ex, str -- in the order viewEx, view, ex,
+// str -- runs.
+struct ServerMessageWorkers {
+  std::shared_ptr<const std::function<void(const int, const std::string)>> str;
+  std::shared_ptr<const std::function<void(const int, const std::string, const bool)>> ex;
+  std::shared_ptr<const std::function<void(const int, std::string_view)>> view;
+  std::shared_ptr<const std::function<void(const int, std::string_view, const bool)>> viewEx;
+};
+
 // What the C++ layer keeps per established connection: the forward stream
-// (continuous mode) and the user's state (clientData). Created before the
-// established worker, destroyed after the closed worker; its address is the
-// connection's conn_data in the library, so the message and closed
-// trampolines find it without a lock.
+// (continuous mode), the user's state (clientData) and the message workers
+// it last used. Created before the established worker, destroyed after the
+// closed worker; its address is the connection's conn_data in the library,
+// so the message and closed trampolines find it without a lock.
 struct Connection {
   std::unique_ptr<std::ostream> stream;
   std::any data;
+  WorkerCache<ServerMessageWorkers> messageWorkers;
 };
 
 // Everything the library's callbacks touch lives here, on the heap, so that
@@ -29,8 +40,7 @@ struct ServerState {
   bool continuous = true;
 
   Slot<void(const int)> established;
-  Slot<void(const int, const std::string)> message;
-  Slot<void(const int, const std::string, const bool)> messageEx;
+  WorkerSet<ServerMessageWorkers> message;
   Slot<bool(const CertificateInfo &)> certificate;
   Slot<void(const int)> closed;
   Slot<void(const int, const CloseReason)> closedWithReason;
@@ -124,24 +134,37 @@ struct ServerState {
     }
   }
 
+  // The hot path: one generation check, then one call of the worker; the
+  // view workers get the library's buffer itself.
   static void onMessage(void *ud, int id, void *connData, const char *data, size_t len,
                         int flags) noexcept {
     auto *s = static_cast<ServerState *>(ud);
-    if (s->continuous) {
-      Connection *c = s->connectionOf(id, connData);
-      if (c && c->stream) {
-        guarded(s->exception, id, "forward stream", [&] {
-          c->stream->write(data, static_cast<std::streamsize>(len));
-          c->stream->flush();
-        });
-        return;
-      }
+    Connection *c = s->connectionOf(id, connData);
+    if (s->continuous && c && c->stream) {
+      guarded(s->exception, id, "forward stream", [&] {
+        c->stream->write(data, static_cast<std::streamsize>(len));
+        c->stream->flush();
+      });
+      return;
     }
-    if (auto g = s->messageEx.get()) {
-      const bool complete = (flags & TCP_MSG_PARTIAL) == 0;
-      guarded(s->exception, id, "message", [&] { (*g)(id, std::string(data, len), complete); });
-    } else if (auto f = s->message.get()) {
-      guarded(s->exception, id, "message", [&] { (*f)(id, std::string(data, len)); });
+    std::shared_ptr<const ServerMessageWorkers> held;  // only without a Connection
+    const ServerMessageWorkers *w;
+    if (c) {
+      w = c->messageWorkers.workers(s->message);
+    } else {
+      held = s->message.get();
+      w = held.get();
+    }
+    const bool complete = (flags & TCP_MSG_PARTIAL) == 0;
+    if (w->viewEx) {
+      guarded(s->exception, id, "message",
+              [&] { (*w->viewEx)(id, std::string_view(data, len), complete); });
+    } else if (w->view) {
+      guarded(s->exception, id, "message", [&] { (*w->view)(id, std::string_view(data, len)); });
+    } else if (w->ex) {
+      guarded(s->exception, id, "message", [&] { (*w->ex)(id, std::string(data, len), complete); });
+    } else if (w->str) {
+      guarded(s->exception, id, "message", [&] { (*w->str)(id, std::string(data, len)); });
     }
   }
 
@@ -229,7 +252,7 @@ class ServerBase : public ConnectionOptions<ServerBase>, public TlsOptions<Serve
   // The worker for received messages (fragmented mode: one whole message
   // without the delimiter; continuous mode: see setCreateForwardStream).
   void setWorkOnMessage(std::function<void(const int, const std::string)> worker) {
-    if (s_) s_->message.set(std::move(worker));
+    if (s_) setMessageWorker(&ServerMessageWorkers::str, std::move(worker));
   }
 
   // Continuous mode: called (on a library thread) when a client connects,
@@ -627,7 +650,34 @@ class ServerBase : public ConnectionOptions<ServerBase>, public TlsOptions<Serve
   /// come here too, always with true.
   void setWorkOnMessageEx(
       std::function<void(const int clientId, const std::string msg, const bool complete)> worker) {
-    if (s_) s_->messageEx.set(std::move(worker));
+    if (s_) setMessageWorker(&ServerMessageWorkers::ex, std::move(worker));
+  }
+
+  /// tcpgo extension: the zero-copy message worker. msg is a view of the
+  /// library's receive buffer -- no std::string is built, nothing is
+  /// allocated per message --, valid only until the worker returns: copy
+  /// what you keep (std::string(msg)). Passing it to sendMsg / sendMsgEx
+  /// during the call is fine (they copy it into the send queue). Runs as
+  /// the worker of setWorkOnMessage does: on a library thread, one worker
+  /// at a time per client and in the client's order, different clients in
+  /// parallel; messages are framed the same way (an overlong line with
+  /// Overlong::Parts arrives in parts here, without the flag: see
+  /// setWorkOnMessageViewEx). When set, it runs instead of the workers of
+  /// setWorkOnMessage and setWorkOnMessageEx (they stay set and come back
+  /// when this one is removed with an empty function). Continuous mode:
+  /// bytes without a forward stream come here too.
+  void setWorkOnMessageView(std::function<void(const int clientId, std::string_view msg)> worker) {
+    if (s_) setMessageWorker(&ServerMessageWorkers::view, std::move(worker));
+  }
+
+  /// tcpgo extension: the zero-copy message worker with the "complete" flag
+  /// of setWorkOnMessageEx (false for a part of an overlong line). The view
+  /// is valid only during the call, as for setWorkOnMessageView. When set,
+  /// it runs instead of every other message worker (setWorkOnMessageView,
+  /// setWorkOnMessageEx, setWorkOnMessage); an empty function removes it.
+  void setWorkOnMessageViewEx(
+      std::function<void(const int clientId, std::string_view msg, const bool complete)> worker) {
+    if (s_) setMessageWorker(&ServerMessageWorkers::viewEx, std::move(worker));
   }
 
   /// Framing::Records: changes the record length of one connection while
@@ -734,10 +784,15 @@ class ServerBase : public ConnectionOptions<ServerBase>, public TlsOptions<Serve
   SendResult sendv(int clientId, const std::string_view *parts, size_t n) {
     if (!s_) return SendResult::InvalidArg;
     if (n > static_cast<size_t>(INT_MAX)) return SendResult::InvalidArg;
-    std::vector<tcp_iovec> iov(n);
-    for (size_t i = 0; i < n; i++) iov[i] = tcp_iovec{parts[i].data(), parts[i].size()};
-    return static_cast<SendResult>(
-        ::tcp_server_sendv(s_->handle, clientId, iov.data(), static_cast<int>(n)));
+    return withIovecs(parts, n, [&](const tcp_iovec *iov, int count) {
+      return static_cast<SendResult>(::tcp_server_sendv(s_->handle, clientId, iov, count));
+    });
+  }
+
+  template <class Fn>
+  void setMessageWorker(std::shared_ptr<const Fn> ServerMessageWorkers::*which, Fn worker) {
+    auto p = workerPtr(std::move(worker));
+    s_->message.update([&](ServerMessageWorkers &w) { w.*which = std::move(p); });
   }
 
   std::unique_ptr<ServerState> s_;
