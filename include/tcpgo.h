@@ -360,7 +360,9 @@ enum tcp_option {
   TCP_OPT_KEEPALIVE = 15,
   /* Keep-alive: idle milliseconds before the first probe (default 15000),
    * milliseconds between probes (default 15000) and unanswered probes
-   * before the connection is dropped (default 9). Server and client. */
+   * before the connection is dropped (default 9). Server and client.
+   * Rounded up to whole seconds and capped at Linux's maxima (32767 s,
+   * 32767 s, 127 probes). */
   TCP_OPT_KEEPALIVE_IDLE_MS = 16,
   TCP_OPT_KEEPALIVE_INTERVAL_MS = 17,
   TCP_OPT_KEEPALIVE_COUNT = 18,

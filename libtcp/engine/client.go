@@ -172,7 +172,7 @@ func dialConn(ctx context.Context, host string, port int, cfg *clientTLSSetup, o
 	if err != nil {
 		return nil, newError(StartConnect, err, "connect to %s", addr)
 	}
-	applySocketOptions(nc, o)
+	applySocketOptions(nc, o, false)
 	if ph := o.ProxyHeader; ph != nil {
 		if err := WriteProxyHeader(nc, ph.Version, net.TCPAddrFromAddrPort(ph.Src), net.TCPAddrFromAddrPort(ph.Dst)); err != nil {
 			nc.Close()

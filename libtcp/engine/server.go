@@ -438,7 +438,7 @@ func (s *Server) serveConn(c *conn, cfg *tls.Config, ev events, o *Options) {
 	defer close(c.done)
 	c.goid.Store(goroutineID())
 	defer s.forget(c)
-	applySocketOptions(c.raw, o)
+	applySocketOptions(c.raw, o, true)
 
 	if err := s.admit(c, o); err != nil {
 		s.refuse(c, ev, err)
