@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Python echo servers for the benchmark: tcpgo, asyncio Protocol, uvloop.
 
-    python3 bench/python_echo.py KIND [--mode msg|stream] [--tls CERT KEY CA]
+    python3 bench/python_echo.py KIND [--mode msg|batch|stream] [--tls CERT KEY CA]
 
 KIND is ``tcpgo``, ``asyncio`` or ``uvloop``. The server listens on
 127.0.0.1 on a free port, prints ``PORT <n>`` on stdout when ready, and runs
@@ -13,6 +13,12 @@ Modes (each server does the same work in a mode):
   called for every message, which sends the message back (tcpgo: fragmented
   mode and ``on_message``; asyncio: a Protocol that splits its buffer and
   calls ``transport.write`` once per message).
+* ``batch`` -- the message server with tcpgo's batch handler: the messages
+  are split at ``\\n`` as in ``msg``, but ``on_messages(conn, messages)``
+  gets all the messages of one connection from one batch of events and
+  sends them back with one ``conn.send_many(messages)`` (asyncio/uvloop:
+  the same as ``msg``, whose ``data_received`` already sees one read's
+  messages at once).
 * ``stream`` -- a byte echo: whatever arrives is written back as it is
   (tcpgo: continuous mode; asyncio: ``transport.write(data)`` in
   ``data_received``).
@@ -32,16 +38,21 @@ import threading
 def run_tcpgo(mode: str, tls: list | None) -> None:
     import tcpgo
 
-    delim = b"\n" if mode == "msg" else None
+    delim = None if mode == "stream" else b"\n"
     if tls:
         server = tcpgo.TlsServer(tls[0], tls[1], tls[2], delim, host="127.0.0.1")
     else:
         server = tcpgo.TcpServer(delim, host="127.0.0.1")
-    send = server.send
+    if mode == "batch":
+        @server.on_messages
+        def echo_all(conn: tcpgo.Connection, messages: list) -> None:
+            conn.send_many(messages)
+    else:
+        send = server.send
 
-    @server.on_message
-    def echo(client_id: int, data: bytes) -> None:
-        send(client_id, data)
+        @server.on_message
+        def echo(client_id: int, data: bytes) -> None:
+            send(client_id, data)
 
     # A background job of a non-interactive shell starts with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -104,7 +115,7 @@ def run_asyncio(mode: str, tls: list | None, use_uvloop: bool) -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        proto = MsgEcho if mode == "msg" else StreamEcho
+        proto = StreamEcho if mode == "stream" else MsgEcho
         server = await loop.create_server(proto, "127.0.0.1", 0, ssl=ctx, backlog=1024)
         port = server.sockets[0].getsockname()[1]
         announce(port)
@@ -134,7 +145,7 @@ def watch_stdin(pid: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("kind", choices=("tcpgo", "asyncio", "uvloop"))
-    p.add_argument("--mode", choices=("msg", "stream"), default="msg")
+    p.add_argument("--mode", choices=("msg", "batch", "stream"), default="msg")
     p.add_argument("--tls", nargs=3, metavar=("CERT", "KEY", "CA"))
     a = p.parse_args()
     if a.kind == "tcpgo":

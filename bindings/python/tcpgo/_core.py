@@ -1054,6 +1054,7 @@ class Endpoint:
                 raise queue.Empty
             h = self._h
             if (h is None or _exiting or getattr(self, "_on_message", None) is not None
+                    or getattr(self, "_on_messages", None) is not None
                     or "_deliver" in self.__dict__ or self._loop_poller is not None
                     or self._thread is threading.current_thread()):
                 return q.get(timeout=left)
@@ -1092,7 +1093,8 @@ class Endpoint:
         if n > 0:
             data = ctypes.string_at(buf, used.value)
             # Only messages, and nobody to hand them to: they are this caller's.
-            if getattr(self, "_on_message", None) is None:
+            if (getattr(self, "_on_message", None) is None
+                    and getattr(self, "_on_messages", None) is None):
                 unpack = HEADER.unpack_from
                 # A part of an overlong message (code TCP_MSG_PARTIAL) must
                 # become a MessagePart: the dispatcher's path does that.

@@ -53,8 +53,8 @@ import os
 import sys
 import threading
 import weakref
-from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, List, Optional,
-                    Sequence, Set, Tuple, Union)
+from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, Iterable, List,
+                    Optional, Sequence, Set, Tuple, Union)
 
 from . import _core
 from . import _lib
@@ -517,6 +517,19 @@ class Connection(_server.BaseConnection):
         ``QUEUE_FULL`` under back-pressure); see :meth:`tcpgo.TcpServer.send`."""
         self._server.send(self, data)
 
+    async def send_many(self, messages: Iterable[Data]) -> None:  # type: ignore[override]
+        """Queue several messages for this client in order, each as
+        ``await send(m)`` does: waiting while the send queue is full. For
+        one library call for all of them, use :meth:`send_many_nowait`."""
+        for m in messages:
+            await self.send(m)
+
+    def send_many_nowait(self, messages: Iterable[Data]) -> None:
+        """Queue several messages for this client with one library call (in a
+        handler: batched with the other replies); see
+        :meth:`tcpgo.TcpServer.send_many`."""
+        self._server.send_many(self, messages)
+
     async def drain(self) -> None:
         """Return at once unless a send to this client was refused for
         back-pressure; then wait until its queue drained to ``send_low_water``
@@ -566,6 +579,8 @@ class _AioBase:
             r = fn(*args)
         except Exception as e:
             self._failed(name, e, args)
+            return None
+        if r is None:
             return None
         if inspect.isawaitable(r):
             return r
@@ -760,6 +775,7 @@ class TcpServer(_AioBase):
         self._srv._connection_class = Connection
         self._srv._progress_call = self._call_soon
         self._on_message_h = on_message
+        self._on_messages_h: Optional[Callable[..., Any]] = None
         self._on_established_h = on_established
         self._on_closed_h = on_closed
         self._on_ready_h = on_ready
@@ -775,6 +791,17 @@ class TcpServer(_AioBase):
     def on_message(self, handler: F) -> F:
         """Register ``handler(client_id, data)`` (may be ``async``); usable as a decorator."""
         self._on_message_h = handler
+        return handler
+
+    def on_messages(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(conn, messages)`` (may be ``async``), the batch form
+        of :meth:`on_message`: once per connection and batch of events, with
+        the connection's messages of that batch as a list of :class:`bytes`
+        (see :meth:`tcpgo.TcpServer.on_messages`); ``on_message`` is then not
+        called. Reply with ``conn.send_many_nowait(messages)`` (one library
+        call) or ``await conn.send_many(messages)``. Usable as a decorator;
+        None unregisters it."""
+        self._on_messages_h = handler
         return handler
 
     def on_established(self, handler: F) -> F:
@@ -860,6 +887,11 @@ class TcpServer(_AioBase):
     def send(self, client_id: int, data: Data) -> None:
         """Queue a message for a client (never blocks); see :meth:`tcpgo.TcpServer.send`."""
         self._srv.send(client_id, data)
+
+    def send_many(self, client_id: int, messages: Iterable[Data]) -> None:
+        """Queue several messages for a client with one library call (never
+        blocks); see :meth:`tcpgo.TcpServer.send_many`."""
+        self._srv.send_many(client_id, messages)
 
     def broadcast(self, data: Data) -> int:
         return self._srv.broadcast(data)
@@ -1004,13 +1036,25 @@ class TcpServer(_AioBase):
         conns = self._conns
         srv = self._srv
         objects = srv._conns
+        hm = self._on_messages_h
+        groups: Dict[int, List[bytes]] = {}
         for kind, cid, code, payload in events:
+            if kind == EV_MESSAGE and hm is not None:
+                g = groups.get(cid)
+                if g is None:
+                    g = groups[cid] = []
+                g.append(MessagePart(payload) if code else payload)
+                continue
             if kind == EV_ERROR and cid == 0:
                 self._report_error((0,), self._peer_error(code, payload, 0))
                 continue
             seq = conns.get(cid)
             if seq is None:
                 seq = conns[cid] = _Seq(self)
+            if groups:
+                g = groups.pop(cid, None)
+                if g:  # this connection's messages come before its other event
+                    self._push_messages(seq, cid, g)
             if kind == EV_MESSAGE:
                 h = self._on_message_h
                 if h is not None:
@@ -1041,6 +1085,24 @@ class TcpServer(_AioBase):
                 h = self._on_error
                 if h is not None:
                     seq.push(h, (objects.get(cid, cid), err), "on_error")
+        for cid, g in groups.items():
+            seq = conns.get(cid)
+            if seq is None:
+                seq = conns[cid] = _Seq(self)
+            self._push_messages(seq, cid, g)
+
+    def _push_messages(self, seq: _Seq, cid: int, messages: List[bytes]) -> None:
+        conn = self._srv._conns.get(cid)
+        if conn is None:
+            conn = self._srv._conn_open(cid)
+        h = self._on_messages_h
+        if h is not None:
+            seq.push(h, (conn, messages), "on_messages")
+            return
+        h1 = self._on_message_h  # unregistered meanwhile: one call per message
+        if h1 is not None:
+            for m in messages:
+                seq.push(h1, (conn, m), "on_message")
 
 
 class TlsServer(TcpServer):
@@ -1187,6 +1249,7 @@ class Client(_AioBase):
             self._cli = _client.TcpClient(delimiter, max_len, **options)
         self._cli._progress_call = self._call_soon
         self._on_message_h = on_message
+        self._on_messages_h: Optional[Callable[..., Any]] = None
         self._on_closed_h = on_closed
         self._on_ready_h = on_ready
         self._on_connect_h = on_connect
@@ -1201,6 +1264,15 @@ class Client(_AioBase):
         """Register ``handler(data)`` (may be ``async``) for messages from the server;
         without one, messages wait for :meth:`recv`. Usable as a decorator."""
         self._on_message_h = handler
+        return handler
+
+    def on_messages(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(messages)`` (may be ``async``), the batch form of
+        :meth:`on_message`: once per batch of events, with the messages of
+        that batch as a list of :class:`bytes` (see
+        :meth:`tcpgo.TcpClient.on_messages`); ``on_message`` is then not
+        called. Usable as a decorator; None unregisters it."""
+        self._on_messages_h = handler
         return handler
 
     def on_closed(self, handler: F) -> F:
@@ -1258,6 +1330,16 @@ class Client(_AioBase):
         """Queue a message now or raise :class:`tcpgo.SendError` (``.code``
         ``QUEUE_FULL`` under back-pressure)."""
         self._cli.send(data)
+
+    async def send_many(self, messages: Iterable[Data]) -> None:
+        """Queue several messages in order, each as ``await send(m)`` does
+        (waiting while the send queue is full)."""
+        for m in messages:
+            await self.send(m)
+
+    def send_many_nowait(self, messages: Iterable[Data]) -> None:
+        """Queue several messages now; see :meth:`tcpgo.TcpClient.send_many`."""
+        self._cli.send_many(messages)
 
     def try_send(self, data: Data) -> bool:
         """Queue now, or return False under back-pressure."""
@@ -1405,16 +1487,25 @@ class Client(_AioBase):
         seq = self._seq
         assert seq is not None
         cli = self._cli
+        hm = self._on_messages_h
+        group: List[bytes] = []
         for kind, cid, code, payload in events:
             if kind == EV_MESSAGE:
                 if code:
                     payload = MessagePart(payload)
+                if hm is not None:
+                    group.append(payload)
+                    continue
                 h = self._on_message_h
                 if h is not None:
                     seq.push(h, (payload,), "on_message")
                 else:
                     self._queue.put_nowait(payload)
-            elif kind == EV_CLOSED:
+                continue
+            if group:  # the messages before this event first
+                seq.push(hm, (group,), "on_messages")
+                group = []
+            if kind == EV_CLOSED:
                 cli._event_closed(code)
                 self._waiters.wake()
                 if not cli._reconnect:
@@ -1441,6 +1532,8 @@ class Client(_AioBase):
                 h = self._on_error
                 if h is not None:
                     seq.push(h, (err,), "on_error")
+        if group:
+            seq.push(hm, (group,), "on_messages")
 
 
 _SERVER_HANDLERS = ("on_message", "on_established", "on_closed", "on_error", "on_ready")

@@ -7,7 +7,7 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 from . import _core, _lib
 from ._core import (BACKPRESSURE_CODES, COMMON_OPTIONS, EV_CLOSED, EV_CONNECT, EV_ERROR,
@@ -18,6 +18,8 @@ from ._core import (BACKPRESSURE_CODES, COMMON_OPTIONS, EV_CLOSED, EV_CONNECT, E
 from .errors import (ConnectionClosedError, ErrorCode, NotRunningError, PeerError, SendError,
                      StartCode, StartError, start_error)
 from .framing import Framing, MessagePart
+
+_unpack_header = HEADER.unpack_from
 from .sending import FileTransfer, ProgressHandler, iovec_array, line_bytes, refusal, start_file
 from .server import Names, PathLike, TlsVersion
 from .tls import (CertHandler, CertSource, TlsInfo, apply_tls_options, as_pem, check_source,
@@ -168,6 +170,7 @@ class TcpClient(Writable, Endpoint):
         super().__init__()
         self._choose_framing(delimiter, max_len, framing)
         self._on_message: Optional[Callable[[bytes], Any]] = on_message
+        self._on_messages: Optional[Callable[[List[bytes]], Any]] = None
         self._on_closed: Optional[Callable[..., Any]] = on_closed
         self._on_error = on_error
         self._on_ready: Optional[Callable[[], Any]] = on_ready
@@ -220,6 +223,18 @@ class TcpClient(Writable, Endpoint):
         """Register ``handler(data)`` for received messages (instead of :meth:`recv`);
         usable as a decorator."""
         self._on_message = handler
+        return handler
+
+    def on_messages(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(messages)``, the batch form of :meth:`on_message`:
+        called once per batch of events the library hands over, with the
+        messages of that batch as a non-empty :class:`list` of :class:`bytes`
+        (yours to keep) in the order they arrived; ``on_message`` is then not
+        called and :meth:`recv` gets nothing. Other events keep their place:
+        the messages before an ``on_closed`` are delivered before it. A part
+        of an overlong message comes as a :class:`tcpgo.MessagePart`.
+        Usable as a decorator; None unregisters it."""
+        self._on_messages = handler
         return handler
 
     def on_closed(self, handler: F) -> F:
@@ -586,6 +601,21 @@ class TcpClient(Writable, Endpoint):
         if rc:
             self._send_failed(data, rc, gen)
 
+    def send_many(self, messages: Iterable[Data]) -> None:
+        """Queue several messages for the server, in order, as as many
+        :meth:`send` calls do; every message is checked (:class:`ValueError`
+        for the delimiter, ``max_len``) before the first is queued. The
+        library has no batch send for clients yet, so this is one library
+        call per message (a server's :meth:`tcpgo.TcpServer.send_many` makes
+        one for all)."""
+        msgs = [m if type(m) is bytes else as_bytes(m) for m in messages]
+        if self._delimiter is not None or self._send_check is not None:
+            for m in msgs:
+                self._check_content(m)
+        send = self.send
+        for m in msgs:
+            send(m)
+
     def try_send(self, data: Data) -> bool:
         """Queue ``data`` unless the connection applies back-pressure: True when
         queued, False when the send queue is full (``on_ready`` /
@@ -638,7 +668,7 @@ class TcpClient(Writable, Endpoint):
             raise NotRunningError(f"{self._what()} was never connected")
         q = self._queue
         try:
-            if self._on_message is None:
+            if self._on_message is None and self._on_messages is None:
                 # this thread polls itself while no one else does (_core._PollToken)
                 item = self._recv_direct(q, timeout)
             elif timeout is None:
@@ -674,21 +704,31 @@ class TcpClient(Writable, Endpoint):
     # -- events --------------------------------------------------------------------
     def _deliver(self, data: bytes, n: int) -> None:
         off = 0
-        unpack = HEADER.unpack_from
+        unpack = _unpack_header
+        hm = self._on_messages
+        group: List[bytes] = []
         for _ in range(n):
             kind, _cid, code, ln = unpack(data, off)
             off += HEADER_SIZE
             if kind == EV_MESSAGE:
+                m = data[off:off + ln] if not code else MessagePart(data[off:off + ln])
+                off += ln
+                if hm is not None:
+                    group.append(m)
+                    continue
                 h = self._on_message
                 if h is not None:
                     try:
-                        h(MessagePart(data[off:off + ln]) if code else data[off:off + ln])
+                        h(m)
                     except BaseException as e:
                         self._handler_failed("on_message", e)
                 else:
-                    self._queue.put(MessagePart(data[off:off + ln]) if code
-                                    else data[off:off + ln])
-            elif kind == EV_CLOSED:
+                    self._queue.put(m)
+                continue
+            if group:  # the messages before this event first
+                self._run_messages(hm, group)
+                group = []
+            if kind == EV_CLOSED:
                 self._event_closed(code)
                 if not self._reconnect:
                     self._queue.put(_CLOSED)
@@ -703,6 +743,15 @@ class TcpClient(Writable, Endpoint):
                 self._closed_reason = PeerError(code, text, 0)
                 self._peer_error(code, text, 0)
             off += ln
+            hm = self._on_messages
+        if group:
+            self._run_messages(hm, group)
+
+    def _run_messages(self, hm: Any, messages: List[bytes]) -> None:
+        try:
+            hm(messages)
+        except BaseException as e:
+            self._handler_failed("on_messages", e)
 
     def _event_closed(self, code: int) -> None:
         """Bookkeeping of a closed event (before the handler runs)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ctypes
 import inspect
 import os
+import struct
+import sys
 import weakref
 from threading import get_ident
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -28,11 +30,37 @@ __all__ = ["TcpServer", "TlsServer", "Connection", "BaseConnection", "CloseReaso
            "ServerStats", "ConnStats", "ProxyMode"]
 
 _pack_header = HEADER.pack
+_unpack_header = HEADER.unpack_from
+_pack_prefix = struct.Struct(HEADER.format[:-1]).pack  # kind, client_id, code
+
+
+class _LengthFields(Dict[int, bytes]):
+    """The 4-byte len field of a record header, by length (a cache: lengths repeat)."""
+
+    def __missing__(self, n: int) -> bytes:
+        if len(self) >= 4096:
+            self.clear()
+        b = self[n] = n.to_bytes(4, sys.byteorder)
+        return b
+
+
+_length_field = _LengthFields().__getitem__
+
+
+def _join_records(cid: int, msgs: List[Any], lens: List[int]) -> bytes:
+    """The tcp_server_send_batch records for ``msgs`` to ``cid`` (C loops only)."""
+    out = [_pack_prefix(0, cid, 0), b"", b""] * len(lens)
+    out[1::3] = map(_length_field, lens)
+    out[2::3] = msgs
+    return b"".join(out)
 _MAX_PENDING_BYTES = 1 << 20  # queue a handler's batched sends at least every MiB
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 MessageHandler = Callable[[int, bytes], Any]
+#: ``on_messages(conn, messages)``: the messages of one connection from one
+#: batch of events, as a list of read-only buffers (see :meth:`TcpServer.on_messages`).
+MessagesHandler = Callable[[Any, List[Any]], Any]
 ClientHandler = Callable[[int], Any]
 #: ``on_closed(conn)`` or ``on_closed(conn, reason)``
 ClosedHandler = Callable[..., Any]
@@ -178,6 +206,11 @@ class BaseConnection(Writable, int):
     def sendv(self, buffers: Sequence[Data]) -> None:
         """Queue several buffers as one message; see :meth:`TcpServer.sendv`."""
         self._server.sendv(self, buffers)
+
+    def send_many(self, messages: Iterable[Data]) -> None:
+        """Queue several messages for this client with one library call; see
+        :meth:`TcpServer.send_many`."""
+        self._server.send_many(self, messages)
 
     def send_line(self, line: Data) -> None:
         """Queue one line; see :meth:`TcpServer.send_line`."""
@@ -450,6 +483,7 @@ class TcpServer(Endpoint):
             raise TypeError("host must be a str")
         self._host = host
         self._on_message: Optional[MessageHandler] = on_message
+        self._on_messages: Optional[MessagesHandler] = None
         self._on_established: Optional[ClientHandler] = on_established
         self._on_closed: Optional[ClosedHandler] = on_closed
         self._on_error = on_error
@@ -510,6 +544,38 @@ class TcpServer(Endpoint):
     def on_message(self, handler: F) -> F:
         """Register ``handler(client_id, data)``; usable as a decorator."""
         self._on_message = handler
+        return handler
+
+    def on_messages(self, handler: Optional[F]) -> Optional[F]:
+        """Register ``handler(conn, messages)``, the batch form of
+        :meth:`on_message`; usable as a decorator (None unregisters it).
+
+        Events come from the library in batches (one poll takes what arrived
+        from many reads). With a batch handler, the messages of one batch are
+        grouped by connection and the handler runs once per connection and
+        batch, with ``messages`` a non-empty :class:`list` of the messages in
+        the order they arrived -- instead of one :meth:`on_message` call per
+        message (``on_message`` is then not called). Per connection the order
+        of everything is kept (an ``on_closed`` comes after the messages
+        before it); across connections the messages of one batch are grouped.
+
+        The messages are :class:`bytes` (yours to keep), sliced from the
+        batch's one buffer: at 64 bytes a slice costs less than a
+        :class:`memoryview` of it would (measured: 28 against 44 ns), so no
+        view with a lifetime to mind is handed out. A part of an overlong
+        message (``overlong="split"``, see :class:`tcpgo.MessagePart`) comes
+        as a :class:`tcpgo.MessagePart` in the list, so
+        ``isinstance(m, tcpgo.MessagePart)`` still tells parts from whole
+        messages.
+
+        Reply with :meth:`send_many` (one library call for all the replies of
+        a batch) or :meth:`send`::
+
+            @server.on_messages
+            def echo(conn, messages):
+                conn.send_many(messages)
+        """
+        self._on_messages = handler
         return handler
 
     def on_established(self, handler: F) -> F:
@@ -997,6 +1063,66 @@ class TcpServer(Endpoint):
         if rc:
             self._send_refused(client_id, data, rc, conn, gen)
 
+    def send_many(self, client_id: int, messages: Iterable[Data]) -> None:
+        """Queue several messages for one client, in order: what as many
+        :meth:`send` calls do, with one call into the library (the reply
+        path of :meth:`on_messages`). ``messages`` is any iterable of bytes,
+        bytearray, memoryview or str (sent as UTF-8). Never blocks.
+
+        In a handler, sends are batched as :meth:`send`'s are (refusals go to
+        ``on_error``); from another thread the messages are queued at once
+        and :class:`tcpgo.SendError` (``.code``) says how many were not (a
+        refused message is skipped, the ones after it are still queued: use
+        :meth:`try_send` per message where back-pressure matters). Raises
+        :class:`ValueError`, before queueing any, when a message holds the
+        delimiter or exceeds ``max_len``."""
+        records, count = self._records(client_id, messages)
+        if not count:
+            return
+        if self._batch_tid == get_ident():
+            self._pending.append(records)
+            self._pending_count += count
+            self._pending_bytes += len(records)
+            if self._pending_bytes > _MAX_PENDING_BYTES:
+                self._send_pending()
+            return
+        if _lib._forked:
+            _lib.check_fork()
+        fn = self._batch_fn or need("tcp_server_send_batch")
+        queued = fn(self._handle(), records, len(records), count)
+        if queued != count:
+            code = thread_error_code() or None
+            reason = thread_error_text() or self._last_error()
+            raise send_error(code,  # type: ignore[arg-type]
+                             f"cannot send to client {client_id}: {count - max(queued, 0)} of "
+                             f"{count} messages not queued" + (f": {reason}" if reason else ""),
+                             reason)
+
+    def _records(self, client_id: int, messages: Iterable[Data]) -> Tuple[bytes, int]:
+        """(the records of tcp_server_send_batch for ``messages``, their count),
+        after the checks send() makes; C loops only, as far as it can."""
+        msgs = messages if type(messages) is list else list(messages)
+        if not msgs:
+            return b"", 0
+        try:
+            lens = list(map(len, msgs))
+            records = _join_records(int(client_id), msgs, lens)
+            if len(records) != HEADER_SIZE * len(msgs) + sum(lens):
+                raise TypeError  # a buffer whose len() is not its size in bytes
+        except TypeError:  # str, or an odd buffer: convert (as send() does), or raise
+            msgs = [m if type(m) is bytes else as_bytes(m) for m in msgs]
+            lens = list(map(len, msgs))
+            records = _join_records(int(client_id), msgs, lens)
+        d = self._delimiter
+        if d is not None:
+            if max(lens) > self._max_len or d in b"".join(msgs):
+                for m in msgs:
+                    self._check_content(bytes(m))
+        elif self._send_check is not None:
+            for m in msgs:
+                self._send_check(bytes(m))
+        return records, len(msgs)
+
     def try_send(self, client_id: int, data: Data) -> bool:
         """Queue ``data`` for a client at once (never batched, never blocks).
 
@@ -1256,32 +1382,100 @@ class TcpServer(Endpoint):
                 self._send_pending()
 
     def _run_handlers(self, data: bytes, n: int) -> None:
+        if self._on_messages is not None:
+            self._run_batched(data, n)
+            return
         off = 0
-        unpack = HEADER.unpack_from
+        unpack = _unpack_header
         conns = self._conns
+        h = self._on_message
+        last = 0  # the id of ``conn``, while no other event came between
+        conn: Any = None
         for _ in range(n):
             kind, cid, code, ln = unpack(data, off)
             off += HEADER_SIZE
             if kind == EV_MESSAGE:
-                h = self._on_message
                 if h is not None:
-                    conn = conns.get(cid)
-                    if conn is None:
-                        conn = self._conn_open(cid)
+                    if cid != last:
+                        conn = conns.get(cid)
+                        if conn is None:
+                            conn = self._conn_open(cid)
+                        last = cid
                     try:
-                        h(conn, MessagePart(data[off:off + ln]) if code else data[off:off + ln])
+                        h(conn, data[off:off + ln] if not code else MessagePart(data[off:off + ln]))
                     except BaseException as e:
                         self._handler_failed("on_message", e, conn)
-            elif kind == EV_ESTABLISHED:
-                self._call_handler("on_established", self._on_established, self._conn_open(cid))
-            elif kind == EV_CLOSED:
-                self._run_closed(self._conn_closed(cid, code))
-            elif kind == EV_READY:
-                self._call_handler("on_ready", self._on_ready, self._conn_ready(cid))
-            elif kind == EV_ERROR:
-                who: int = conns.get(cid, cid) if cid else 0
-                self._peer_error(code, data[off:off + ln].decode("utf-8", "replace"), cid, who)
+                off += ln
+                continue
+            self._run_other(kind, cid, code, data, off, ln)
             off += ln
+            # A handler may have changed anything: look again.
+            h = self._on_message
+            last = 0
+            if self._on_messages is not None:  # switched to batches in a handler
+                self._run_batched(data, n, off, _ + 1)
+                return
+
+    def _run_other(self, kind: int, cid: int, code: int, data: bytes, off: int, ln: int) -> None:
+        """An event other than a message."""
+        if kind == EV_ESTABLISHED:
+            self._call_handler("on_established", self._on_established, self._conn_open(cid))
+        elif kind == EV_CLOSED:
+            self._run_closed(self._conn_closed(cid, code))
+        elif kind == EV_READY:
+            self._call_handler("on_ready", self._on_ready, self._conn_ready(cid))
+        elif kind == EV_ERROR:
+            who: int = self._conns.get(cid, cid) if cid else 0
+            self._peer_error(code, data[off:off + ln].decode("utf-8", "replace"), cid, who)
+
+    def _run_batched(self, data: bytes, n: int, off: int = 0, first: int = 0) -> None:
+        """Records ``first``.. of a batch (at ``off``) with an on_messages handler:
+        messages grouped per connection, delivered before that connection's
+        next other event and at the end of the batch."""
+        unpack = _unpack_header
+        groups: Dict[int, List[bytes]] = {}
+        last = 0  # cid of the group ``add`` appends to
+        add: Any = None
+        for i in range(first, n):
+            kind, cid, code, ln = unpack(data, off)
+            off += HEADER_SIZE
+            if kind == EV_MESSAGE:
+                end = off + ln
+                if cid != last:
+                    g = groups.get(cid)
+                    if g is None:
+                        g = groups[cid] = []
+                    add, last = g.append, cid
+                add(data[off:end] if not code else MessagePart(data[off:end]))
+                off = end
+                continue
+            g = groups.pop(cid, None)
+            if g:
+                self._call_messages(cid, g)
+            last = 0
+            self._run_other(kind, cid, code, data, off, ln)
+            off += ln
+        for cid, g in groups.items():
+            self._call_messages(cid, g)
+
+    def _call_messages(self, cid: int, messages: List[bytes]) -> None:
+        conn = self._conns.get(cid)
+        if conn is None:
+            conn = self._conn_open(cid)
+        h = self._on_messages
+        if h is None:  # unregistered meanwhile: one call per message
+            h1 = self._on_message
+            if h1 is not None:
+                for m in messages:
+                    try:
+                        h1(conn, m)
+                    except BaseException as e:
+                        self._handler_failed("on_message", e, conn)
+            return
+        try:
+            h(conn, messages)
+        except BaseException as e:
+            self._handler_failed("on_messages", e, conn)
 
     def _run_closed(self, conn: BaseConnection) -> None:
         """on_closed(conn), or on_closed(conn, reason) for a handler taking two arguments."""
