@@ -1172,10 +1172,10 @@ int tcp_client_conn_stats(const tcp_client *c, tcp_conn_stats *out,
  * in one callback and queue all its replies to a connection with one call:
  * two crossings per read instead of two per message.
  *
- * Version: new in tcpgo 0.1.0 after the first 0.1.0 snapshots; not in
- * TCP_ServerClient v2. TCPGO_HAVE_MESSAGE_BATCHES is defined when this
- * header declares them; a program that must also run against an older
- * library can test the functions at run time (#pragma weak, as
+ * Version: added during 0.1.0 (the version number did not change; not in
+ * TCP_ServerClient v2). TCPGO_HAVE_MESSAGE_BATCHES is defined by a header
+ * that declares them; a program that must also run against an older
+ * library tests the functions at run time (#pragma weak, as
  * bench/c_echo_server.c does).
  * ------------------------------------------------------------------------- */
 
