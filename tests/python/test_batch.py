@@ -200,6 +200,37 @@ class SyncServerBatchTest(TestCase):
             self.assertEqual(got.wait_count(2), [("one", b"a"), ("one", b"b")])
 
 
+    def test_batch_handler_set_by_another_handler(self) -> None:
+        # on_established switches to batches: the messages of the same poll
+        # that come after it already go to on_messages, in order.
+        srv = self.start()
+        got = Collector()
+
+        def batched(conn: tcpgo.Connection, messages: List[bytes]) -> None:
+            for m in messages:
+                got.add(m)
+
+        srv.on_message(lambda conn, m: got.add(("one", m)))
+        srv.on_established(lambda conn: srv.on_messages(batched))
+        port = srv.start(0)
+        with socket.create_connection((LOOPBACK, port), timeout=TIMEOUT) as s:
+            s.sendall(b"".join(m + b"\n" for m in payloads(200)))
+            self.assertEqual(got.wait_count(200), payloads(200))
+
+
+    def test_constructor_keywords(self) -> None:
+        srv = tcpgo.TcpServer("\n", host=LOOPBACK,
+                              on_messages=lambda conn, msgs: conn.send_many(msgs))
+        self.addCleanup(srv.close)
+        port = srv.start(0)
+        got = Collector()
+        cli = tcpgo.TcpClient("\n", on_messages=lambda msgs: [got.add(m) for m in msgs])
+        self.addCleanup(cli.close)
+        cli.connect(LOOPBACK, port)
+        cli.send_many([b"k1", b"k2"])
+        self.assertEqual(got.wait_count(2), [b"k1", b"k2"])
+
+
 class SyncClientBatchTest(TestCase):
     def test_client_on_messages_and_send_many(self) -> None:
         srv = tcpgo.TcpServer("\n", host=LOOPBACK)
@@ -300,6 +331,27 @@ class AioBatchTest(TestCase):
                     await asyncio.wait_for(done.wait(), TIMEOUT)
                     self.assertEqual(got, sent)
                 self.assertEqual(sum(calls), N)
+
+        self.run_async(main())
+
+    def test_aio_constructor_keywords(self) -> None:
+        async def main() -> None:
+            async with tcpgo.aio.TcpServer(
+                    "\n", host=LOOPBACK,
+                    on_messages=lambda conn, msgs: conn.send_many_nowait(msgs)) as srv:
+                port = await srv.start(0)
+                got: List[bytes] = []
+                done = asyncio.Event()
+
+                def take(msgs: List[bytes]) -> None:
+                    got.extend(msgs)
+                    if len(got) >= 2:
+                        done.set()
+
+                async with await tcpgo.aio.connect(LOOPBACK, port, "\n", on_messages=take) as c:
+                    await c.send_many([b"k1", b"k2"])
+                    await asyncio.wait_for(done.wait(), TIMEOUT)
+                    self.assertEqual(got, [b"k1", b"k2"])
 
         self.run_async(main())
 

@@ -725,6 +725,7 @@ class TcpServer(_AioBase):
                  framing: Optional[_framing.Framing] = None,
                  host: str = '',
                  on_message: Optional[Callable[..., Any]] = None,
+                 on_messages: Optional[Callable[..., Any]] = None,
                  on_established: Optional[Callable[..., Any]] = None,
                  on_closed: Optional[Callable[..., Any]] = None,
                  on_error: Optional[Callable[..., Any]] = None,
@@ -764,18 +765,19 @@ class TcpServer(_AioBase):
                  resumption: Optional[bool] = None) -> None:
         options = _keywords(locals(), "delimiter", "max_len", *_SERVER_HANDLERS)
         self._setup(_server.TcpServer(delimiter, max_len, **options), on_message, on_established,
-                    on_closed, on_error, on_ready)
+                    on_closed, on_error, on_ready, on_messages)
 
     def _setup(self, srv: _server.TcpServer, on_message: Optional[Callable[..., Any]],
                on_established: Optional[Callable[..., Any]],
                on_closed: Optional[Callable[..., Any]], on_error: Optional[Callable[..., Any]],
-               on_ready: Optional[Callable[..., Any]]) -> None:
+               on_ready: Optional[Callable[..., Any]],
+               on_messages: Optional[Callable[..., Any]] = None) -> None:
         _AioBase.__init__(self)
         self._srv = srv
         self._srv._connection_class = Connection
         self._srv._progress_call = self._call_soon
         self._on_message_h = on_message
-        self._on_messages_h: Optional[Callable[..., Any]] = None
+        self._on_messages_h: Optional[Callable[..., Any]] = on_messages
         self._on_established_h = on_established
         self._on_closed_h = on_closed
         self._on_ready_h = on_ready
@@ -1128,6 +1130,7 @@ class TlsServer(TcpServer):
                  handshake_timeout: Optional[float] = None,
                  host: str = '',
                  on_message: Optional[Callable[..., Any]] = None,
+                 on_messages: Optional[Callable[..., Any]] = None,
                  on_established: Optional[Callable[..., Any]] = None,
                  on_closed: Optional[Callable[..., Any]] = None,
                  on_error: Optional[Callable[..., Any]] = None,
@@ -1160,7 +1163,7 @@ class TlsServer(TcpServer):
         options = _keywords(locals(), "cert", "key", "ca", "delimiter", "max_len",
                             *_SERVER_HANDLERS)
         self._setup(_server.TlsServer(cert, key, ca, delimiter, max_len, **options), on_message,
-                    on_established, on_closed, on_error, on_ready)
+                    on_established, on_closed, on_error, on_ready, on_messages)
 
     def add_cert(self, host: str, cert: _tls.CertSource, key: _tls.CertSource) -> None:
         """Serve another certificate by SNI; see :meth:`tcpgo.TlsServer.add_cert`."""
@@ -1213,6 +1216,7 @@ class Client(_AioBase):
                  key_log_file: Optional[_server.PathLike] = None,
                  resumption: Optional[bool] = None,
                  on_message: Optional[Callable[..., Any]] = None,
+                 on_messages: Optional[Callable[..., Any]] = None,
                  on_closed: Optional[Callable[..., Any]] = None,
                  on_error: Optional[Callable[..., Any]] = None,
                  on_ready: Optional[Callable[..., Any]] = None,
@@ -1249,7 +1253,7 @@ class Client(_AioBase):
             self._cli = _client.TcpClient(delimiter, max_len, **options)
         self._cli._progress_call = self._call_soon
         self._on_message_h = on_message
-        self._on_messages_h: Optional[Callable[..., Any]] = None
+        self._on_messages_h: Optional[Callable[..., Any]] = on_messages
         self._on_closed_h = on_closed
         self._on_ready_h = on_ready
         self._on_connect_h = on_connect
@@ -1536,8 +1540,8 @@ class Client(_AioBase):
             seq.push(hm, (group,), "on_messages")
 
 
-_SERVER_HANDLERS = ("on_message", "on_established", "on_closed", "on_error", "on_ready")
-_CLIENT_HANDLERS = ("on_message", "on_closed", "on_error", "on_ready", "on_connect")
+_SERVER_HANDLERS = ("on_message", "on_messages", "on_established", "on_closed", "on_error", "on_ready")
+_CLIENT_HANDLERS = ("on_message", "on_messages", "on_closed", "on_error", "on_ready", "on_connect")
 
 
 def _keywords(scope: Dict[str, Any], *leave_out: str) -> Dict[str, Any]:
@@ -1564,6 +1568,7 @@ async def connect(host: str, port: int, delimiter: Union[bytes, str, int, None] 
                   key_log_file: Optional[_server.PathLike] = None,
                   resumption: Optional[bool] = None,
                   on_message: Optional[Callable[..., Any]] = None,
+                  on_messages: Optional[Callable[..., Any]] = None,
                   on_closed: Optional[Callable[..., Any]] = None,
                   on_error: Optional[Callable[..., Any]] = None,
                   on_ready: Optional[Callable[..., Any]] = None,

@@ -134,6 +134,7 @@ class TcpClient(Writable, Endpoint):
     def __init__(self, delimiter: Union[bytes, str, int, None] = None, max_len: int = 0, *,
                  framing: Optional[Framing] = None,
                  on_message: Optional[Callable[[bytes], Any]] = None,
+                 on_messages: Optional[Callable[[List[bytes]], Any]] = None,
                  on_closed: Optional[Callable[[], Any]] = None,
                  on_error: Optional[Callable[[BaseException], Any]] = None,
                  on_ready: Optional[Callable[[], Any]] = None,
@@ -170,7 +171,7 @@ class TcpClient(Writable, Endpoint):
         super().__init__()
         self._choose_framing(delimiter, max_len, framing)
         self._on_message: Optional[Callable[[bytes], Any]] = on_message
-        self._on_messages: Optional[Callable[[List[bytes]], Any]] = None
+        self._on_messages: Optional[Callable[[List[bytes]], Any]] = on_messages
         self._on_closed: Optional[Callable[..., Any]] = on_closed
         self._on_error = on_error
         self._on_ready: Optional[Callable[[], Any]] = on_ready
@@ -823,6 +824,7 @@ class TlsClient(TcpClient):
                  key_log_file: Optional[PathLike] = None,
                  resumption: Optional[bool] = None,
                  on_message: Optional[Callable[[bytes], Any]] = None,
+                 on_messages: Optional[Callable[[List[bytes]], Any]] = None,
                  on_closed: Optional[Callable[[], Any]] = None,
                  on_error: Optional[Callable[[BaseException], Any]] = None,
                  on_ready: Optional[Callable[[], Any]] = None,
@@ -851,7 +853,8 @@ class TlsClient(TcpClient):
         if (cert is None) != (key is None):
             raise ValueError("give both cert and key for mutual TLS, or neither")
         super().__init__(
-            delimiter, max_len, framing=framing, on_message=on_message, on_closed=on_closed,
+            delimiter, max_len, framing=framing, on_message=on_message, on_messages=on_messages,
+            on_closed=on_closed,
             on_error=on_error, on_ready=on_ready, on_connect=on_connect,
             connect_timeout=connect_timeout, nodelay=nodelay, send_queue_limit=send_queue_limit,
             event_queue_limit=event_queue_limit, linger=linger, reconnect=reconnect,

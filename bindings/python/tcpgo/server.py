@@ -59,7 +59,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 MessageHandler = Callable[[int, bytes], Any]
 #: ``on_messages(conn, messages)``: the messages of one connection from one
-#: batch of events, as a list of read-only buffers (see :meth:`TcpServer.on_messages`).
+#: batch of events, as a list of bytes (see :meth:`TcpServer.on_messages`).
 MessagesHandler = Callable[[Any, List[Any]], Any]
 ClientHandler = Callable[[int], Any]
 #: ``on_closed(conn)`` or ``on_closed(conn, reason)``
@@ -441,6 +441,7 @@ class TcpServer(Endpoint):
                  framing: Optional[Framing] = None,
                  host: str = "",
                  on_message: Optional[MessageHandler] = None,
+                 on_messages: Optional[MessagesHandler] = None,
                  on_established: Optional[ClientHandler] = None,
                  on_closed: Optional[ClosedHandler] = None,
                  on_error: Optional[ErrorHandler] = None,
@@ -483,7 +484,7 @@ class TcpServer(Endpoint):
             raise TypeError("host must be a str")
         self._host = host
         self._on_message: Optional[MessageHandler] = on_message
-        self._on_messages: Optional[MessagesHandler] = None
+        self._on_messages: Optional[MessagesHandler] = on_messages
         self._on_established: Optional[ClientHandler] = on_established
         self._on_closed: Optional[ClosedHandler] = on_closed
         self._on_error = on_error
@@ -1542,6 +1543,7 @@ class TlsServer(TcpServer):
                  handshake_timeout: Optional[float] = None,
                  host: str = "",
                  on_message: Optional[MessageHandler] = None,
+                 on_messages: Optional[MessagesHandler] = None,
                  on_established: Optional[ClientHandler] = None,
                  on_closed: Optional[ClosedHandler] = None,
                  on_error: Optional[ErrorHandler] = None,
@@ -1576,7 +1578,7 @@ class TlsServer(TcpServer):
             raise TypeError("TlsServer needs both cert and key, or neither (a self-signed "
                             "certificate)")
         super().__init__(
-            delimiter, max_len, framing=framing, host=host, on_message=on_message,
+            delimiter, max_len, framing=framing, host=host, on_message=on_message, on_messages=on_messages,
             on_established=on_established, on_closed=on_closed, on_error=on_error,
             on_ready=on_ready, on_accept=on_accept, nodelay=nodelay, reuse_port=reuse_port,
             send_queue_limit=send_queue_limit, event_queue_limit=event_queue_limit,
