@@ -256,6 +256,26 @@ class SyncClientBatchTest(TestCase):
         with self.assertRaises(ValueError):
             cli.send_many([b"fine", b"not\nfine"])
 
+    def test_client_send_many_refused(self) -> None:
+        cli = tcpgo.TcpClient("\n")
+        self.addCleanup(cli.close)
+        with self.assertRaises(tcpgo.Error):
+            cli.send_many([b"never connected"])
+        cli.send_many([])  # nothing to do
+
+    def test_client_send_many_large_batch(self) -> None:
+        srv = tcpgo.TcpServer("\n", host=LOOPBACK)
+        self.addCleanup(srv.close)
+        got = Collector()
+        srv.on_messages(lambda conn, msgs: [got.add(m) for m in msgs])
+        port = srv.start(0)
+        cli = tcpgo.TcpClient("\n")
+        self.addCleanup(cli.close)
+        cli.connect(LOOPBACK, port)
+        big = [b"y" * 70000, b"", "z" * 5] + payloads(2000)
+        cli.send_many(big)
+        self.assertEqual(got.wait_count(len(big)), [tcpgo._core.as_bytes(m) for m in big])
+
     def test_client_closed_after_messages_and_stop_in_handler(self) -> None:
         srv = tcpgo.TcpServer("\n", host=LOOPBACK)
         self.addCleanup(srv.close)

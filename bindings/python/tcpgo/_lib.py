@@ -246,6 +246,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tcp_client_send_file": (i, [vp, cp, c_longlong, c_longlong, PROGRESS_FN, vp]),
         "tcp_client_sendv": (i, [vp, POINTER(CIovec), i]),
         "tcp_client_send_line": (i, [vp, cp]),
+        # batches (tcp_msg arrays are passed by address: see client.send_many)
+        "tcp_client_send_msgs": (i, [vp, vp, sz]),
         # logging
         "tcp_set_log": (None, [LOG_FN, vp, i]),
         # TLS settings and information

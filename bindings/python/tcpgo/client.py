@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import ctypes
+import itertools
 import os
 import queue
 import threading
@@ -204,6 +206,10 @@ class TcpClient(Writable, Endpoint):
         L = _lib.lib()
         self._send_fn = L.tcp_client_send
         self._send_ex_fn = getattr(L, "tcp_client_send_ex", None)
+        # tcp_client_send_msgs takes tcp_msg {ptr, size_t, int} built as 3 x 8 bytes
+        self._send_msgs_fn = (getattr(L, "tcp_client_send_msgs", None)
+                              if ctypes.sizeof(ctypes.c_void_p) == 8
+                              and array.array("Q").itemsize == 8 else None)
         # Runs a file's progress handler (tcpgo.aio: on the loop); None = on the library thread.
         self._progress_call: Optional[Callable[..., Any]] = None
         if verify not in ("full", "ca"):
@@ -604,18 +610,38 @@ class TcpClient(Writable, Endpoint):
 
     def send_many(self, messages: Iterable[Data]) -> None:
         """Queue several messages for the server, in order, as as many
-        :meth:`send` calls do; every message is checked (:class:`ValueError`
-        for the delimiter, ``max_len``) before the first is queued. The
-        library has no batch send for clients yet, so this is one library
-        call per message (a server's :meth:`tcpgo.TcpServer.send_many` makes
-        one for all)."""
+        :meth:`send` calls do, with one call into the library
+        (``tcp_client_send_msgs``; one call per message with a library
+        older than it). Every message is checked (:class:`ValueError` for
+        the delimiter, ``max_len``) before the first is queued. Raises like
+        :meth:`send` when one is refused: the ones before it are queued, the
+        ones after it are not."""
         msgs = [m if type(m) is bytes else as_bytes(m) for m in messages]
+        if not msgs:
+            return
         if self._delimiter is not None or self._send_check is not None:
             for m in msgs:
                 self._check_content(m)
-        send = self.send
-        for m in msgs:
-            send(m)
+        fn = self._send_msgs_fn
+        if fn is None:
+            send = self.send
+            for m in msgs:
+                send(m)
+            return
+        if _lib._forked:
+            _lib.check_fork()
+        blob = b"".join(msgs)  # one buffer: one address, offsets into it
+        lens = list(map(len, msgs))
+        base = ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p).value or 0
+        k = len(msgs)
+        arr = array.array("Q", bytes(24 * k))  # tcp_msg {data, len, flags}: 3 x 8 bytes
+        arr[0::3] = array.array("Q", map(base.__add__, itertools.accumulate(lens[:-1], initial=0)))
+        arr[1::3] = array.array("Q", lens)
+        gen = self._ready_gen
+        n = fn(self._h, arr.buffer_info()[0], k)
+        if n != k:
+            rc = n if n < 0 else (_core.thread_error_code() or None)
+            self._send_failed(msgs[max(n, 0)], rc, gen)
 
     def try_send(self, data: Data) -> bool:
         """Queue ``data`` unless the connection applies back-pressure: True when
