@@ -1,42 +1,147 @@
 package engine
 
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+)
+
 // readTLS reads into r over TLS (c.rc is nil: crypto/tls buffers records
-// itself, so only its Read may wait).
+// itself). With nothing pending (r.b nil), a busy connection reads into a
+// pooled chunk, which crypto/tls's Read may hold while it waits. A quiet
+// one -- idle, or whose peer sends one request at a time: the last read at
+// a boundary was short -- waits holding no buffer, as plain TCP does:
+// first a probe takes what crypto/tls buffered already (tlsProbe), then,
+// if there was nothing, the wait for readability is on the raw socket (its
+// syscall.RawConn), and only then does a chunk go to crypto/tls's Read.
+//
+// Parked there, outside crypto/tls, the goroutine's stack is shallow
+// enough for the runtime to shrink it: a goroutine parked inside
+// crypto/tls's Read keeps the 8 KiB its handshake grew. The runtime halves
+// a stack at a collection only while less than a quarter of it is in use,
+// counting 800 bytes for nosplit functions: an 8 KiB stack shrinks only if
+// the frames under the wait take less than 1,248 bytes. This function is
+// the frame that waits: keep it small (no closure for rc.Read: the probe
+// of readability runs again after the wake-up instead), the probe in a
+// function of its own.
 func (c *conn) readTLS(r *recvBuf) (int, error) {
+	if r.b == nil && c.quiet {
+		rc, n, err := c.tlsProbe(r)
+		if rc == nil {
+			return n, err
+		}
+		// Nothing buffered: wait for the socket holding no buffer. The
+		// wait ends with the idle timeout, a close, a pause's or STARTTLS's
+		// wake-up like a read would (its error goes to readLoop as a
+		// read's).
+		if err := rc.Read(socketReadable); err != nil {
+			return 0, err
+		}
+	}
 	if r.b == nil {
-		return c.readTLSBoundary(r)
+		return c.readTLSChunk(r)
 	}
 	return c.nc.Read(r.b[r.end:])
 }
 
-// tlsQuietRead is the buffer of a TLS read at a message boundary after a
-// short read. TLS cannot wait for readability without a buffer (its Read
-// does the waiting), so a quiet connection -- an idle one, or one whose
-// peer sends a request at a time -- waits with these bytes of its own
-// instead of a pooled 16 KiB chunk; a read that fills them switches back to
-// the chunk (the rest of the record's plaintext stays in the TLS layer).
+// tlsQuietRead: a read at a message boundary shorter than this marks the
+// connection quiet.
 const tlsQuietRead = 512
 
-// readTLSBoundary reads with nothing pending (TLS): into the connection's
-// small buffer while it is quiet, copied into a pooled chunk once bytes
-// came, else into the chunk directly.
-func (c *conn) readTLSBoundary(r *recvBuf) (int, error) {
-	if c.quiet {
-		if c.small == nil {
-			c.small = make([]byte, tlsQuietRead)
-		}
-		n, err := c.nc.Read(c.small)
-		if n > 0 {
-			r.pooled = readPool.Get().(*[]byte)
-			r.b = *r.pooled
-			copy(r.b[r.end:], c.small[:n])
-		}
-		c.quiet = n < len(c.small)
-		return n, err
-	}
+// readTLSChunk reads into a pooled chunk at a message boundary.
+func (c *conn) readTLSChunk(r *recvBuf) (int, error) {
 	r.pooled = readPool.Get().(*[]byte)
 	r.b = *r.pooled
 	n, err := c.nc.Read(r.b[r.end:])
+	if n == 0 {
+		c.putChunk(r)
+	}
 	c.quiet = n < tlsQuietRead
+	return n, err
+}
+
+func (c *conn) putChunk(r *recvBuf) {
+	readPool.Put(r.pooled)
+	r.b, r.pooled = nil, nil
+}
+
+// tlsProbeDeadline is a read deadline long past: a read through crypto/tls
+// with it returns what the TLS layer already holds, and otherwise fails at
+// once with os.ErrDeadlineExceeded, before any system call. That error is
+// a temporary net.Error, which crypto/tls does not keep as the
+// connection's error (readRecordOrCCS): the next read works, and a record
+// it had begun to buffer stays buffered.
+var tlsProbeDeadline = time.Unix(1, 0)
+
+// tlsProbe reads what crypto/tls holds already (the rest of a record, or
+// whole records it read from the socket with the last one), without
+// waiting. It returns raw's RawConn to wait on when there was nothing, or
+// else (nil) the read's result.
+//
+//go:noinline
+func (c *conn) tlsProbe(r *recvBuf) (syscall.RawConn, int, error) {
+	var rc syscall.RawConn
+	sc, ok := c.raw.(syscall.Conn)
+	if ok {
+		rc, _ = sc.SyscallConn()
+	}
+	if rc == nil {
+		n, err := c.readTLSSmall(r) // no socket under raw to wait on
+		return nil, n, err
+	}
+	r.pooled = readPool.Get().(*[]byte)
+	r.b = *r.pooled
+	c.raw.SetReadDeadline(tlsProbeDeadline)
+	n, err := c.nc.Read(r.b[r.end:])
+	// The deadline readLoop armed, again: at a message boundary it is the
+	// idle timeout's, from now (armReadDeadline also undoes this deadline
+	// if a pause cleared the deadline meanwhile).
+	armed := true
+	c.armReadDeadline(false, time.Time{}, &armed)
+	if n == 0 {
+		c.putChunk(r)
+	}
+	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		// Data (a busy connection), or the end: a closed or reset
+		// connection, a TLS alert. (Another thread that set a deadline
+		// between ours and the read -- setIdle, resume -- let the probe
+		// wait like an ordinary read; what it returned is as good.)
+		c.quiet = n < tlsQuietRead
+		return nil, n, err
+	}
+	return rc, 0, nil
+}
+
+// socketReadable: fd has bytes to read, or an end or error to report
+// (false only for "would block").
+func socketReadable(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		return true
+	}
+}
+
+// readTLSSmall waits in crypto/tls's Read with the connection's own small
+// buffer, for a raw connection without a socket to wait on; the bytes go
+// to a pooled chunk once they came.
+func (c *conn) readTLSSmall(r *recvBuf) (int, error) {
+	if c.small == nil {
+		c.small = make([]byte, tlsQuietRead)
+	}
+	n, err := c.nc.Read(c.small)
+	if n > 0 {
+		r.pooled = readPool.Get().(*[]byte)
+		r.b = *r.pooled
+		copy(r.b[r.end:], c.small[:n])
+	}
+	c.quiet = n < len(c.small)
 	return n, err
 }
