@@ -184,7 +184,7 @@ func tcpgo_x_client_send_msgs(c *C.tcp_client, msgs *C.tcp_msg, count C.size_t) 
 		return badHandle("client")
 	}
 	defer catch(&rc, &o.errs, internal)
-	return sendMsgs(&o.errs, msgs, count, o.cl.Send)
+	return sendMsgs(&o.errs, msgs, count, o.cl.SendEach)
 }
 
 //export tcp_client_queued

@@ -315,24 +315,33 @@ func msgList(msgs *C.tcp_msg, count C.size_t) ([]C.tcp_msg, error) {
 	return unsafe.Slice(msgs, int(count)), nil
 }
 
-// sendMsgs queues msgs in order with send until one is refused; it returns
-// how many were queued, or a negative code when none could be tried.
-func sendMsgs(l *lastError, msgs *C.tcp_msg, count C.size_t, send func([]byte) error) C.int {
+// sendMsgs queues msgs in order with sendEach (one engine call for all)
+// until one is refused; it returns how many were queued, or a negative
+// code when none could be tried. A message with NULL data and a length
+// is refused in its turn, as the engine's refusals are.
+func sendMsgs(l *lastError, msgs *C.tcp_msg, count C.size_t, sendEach func(n int, msg func(int) []byte) (int, error)) C.int {
 	list, err := msgList(msgs, count)
 	if err != nil {
 		return l.fail(err)
 	}
+	valid, badErr := len(list), error(nil)
 	for i := range list {
-		m, err := goBytes(unsafe.Pointer(list[i].data), list[i].len)
-		if err == nil {
-			err = send(m)
-		}
-		if err != nil {
-			l.fail(err)
-			return C.int(i)
+		if _, err := goBytes(unsafe.Pointer(list[i].data), list[i].len); err != nil {
+			valid, badErr = i, err
+			break
 		}
 	}
-	return C.int(len(list))
+	sent, err := sendEach(valid, func(i int) []byte {
+		m, _ := goBytes(unsafe.Pointer(list[i].data), list[i].len)
+		return m
+	})
+	if err == nil && sent == valid {
+		err = badErr
+	}
+	if err != nil {
+		l.fail(err)
+	}
+	return C.int(sent)
 }
 
 //export tcpgo_x_server_send_msgs
@@ -342,7 +351,7 @@ func tcpgo_x_server_send_msgs(s *C.tcp_server, id C.int, msgs *C.tcp_msg, count 
 		return badHandle("server")
 	}
 	defer catch(&rc, &o.errs, internal)
-	return sendMsgs(&o.errs, msgs, count, func(m []byte) error { return o.srv.Send(int(id), m) })
+	return sendMsgs(&o.errs, msgs, count, func(n int, msg func(int) []byte) (int, error) { return o.srv.SendEach(int(id), n, msg) })
 }
 
 // sendRecords queues each record of buf (event-queue format) with send and

@@ -6,15 +6,16 @@ import (
 )
 
 // batcher collects the messages one read decodes for a BatchHandler, so
-// that they are delivered in one call (handler.go).
+// that they are delivered in one call (handler.go). The reader keeps its
+// parts slice from read to read and gives it back before waiting for the
+// socket (release), so that an idle connection holds none.
 type batcher struct {
-	on    bool
-	base  []byte // what the decoder was given
-	parts []Part
+	on     bool
+	base   []byte // what the decoder was given
+	parts  []Part
+	pooled *[]Part // where parts came from
 }
 
-// Parts slices go back to a pool after each read, so that an idle
-// connection holds none.
 var partsPool = sync.Pool{New: func() any { p := make([]Part, 0, 32); return &p }}
 
 // begin starts a read's batch over base, if the handler wants one now.
@@ -33,8 +34,9 @@ func (b *batcher) add(m []byte, partial bool) bool {
 			return false
 		}
 	}
-	if b.parts == nil {
-		b.parts = (*partsPool.Get().(*[]Part))[:0]
+	if b.pooled == nil {
+		b.pooled = partsPool.Get().(*[]Part)
+		b.parts = (*b.pooled)[:0]
 	}
 	b.parts = append(b.parts, Part{Off: off, Len: len(m), Partial: partial})
 	return true
@@ -50,16 +52,21 @@ func (b *batcher) flush(c *conn) {
 		c.events.batch.Messages(c.id, b.base, b.parts, c.User())
 	}
 	c.evMu.Unlock()
+	clear(b.parts) // (no pointers, but keep the pool's slices clean)
 	b.parts = b.parts[:0]
 }
 
-// end delivers the rest and lets go of the read's buffer and parts.
+// end delivers the rest of a read's batch.
 func (b *batcher) end(c *conn) {
 	b.flush(c)
-	if b.parts != nil {
-		p := b.parts[:0]
-		partsPool.Put(&p)
-		b.parts = nil
-	}
 	b.on, b.base = false, nil
+}
+
+// release gives the parts slice back to the pool.
+func (b *batcher) release() {
+	if b.pooled != nil {
+		*b.pooled = b.parts[:0]
+		partsPool.Put(b.pooled)
+		b.pooled, b.parts = nil, nil
+	}
 }

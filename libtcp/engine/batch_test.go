@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"io"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -94,4 +96,45 @@ func TestBatchHandlerPartsOfOverlongMessages(t *testing.T) {
 	h := runBatch(t, f, true, []byte("ab\r\n"+strings.Repeat("x", 20)+"\r\nend\r\n"), 5)
 	assert.Equal(t, []string{"ab", "xxxxxxxx", "xxxxxxxx", "xxxx", "end"}, h.msgs)
 	assert.Equal(t, 2, h.partial)
+}
+
+func TestSendManyQueuesInOrderAndStopsAtTheFirstRefused(t *testing.T) {
+	f := NewDelimited('\n', 8)
+	s, r := echoServer(t, f, testOptions())
+	port := startServer(t, s)
+	nc := dial(t, port)
+	id := r.waitEstablished(t, 1)[0]
+
+	n, err := s.SendMany(id, [][]byte{[]byte("a"), []byte("bb"), []byte("ccc")})
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	// The third is too long for the framing: two queued, its error returned.
+	n, err = s.SendMany(id, [][]byte{[]byte("d"), []byte("e"), []byte("much too long"), []byte("f")})
+	assert.Equal(t, 2, n)
+	requireCode(t, ErrMessageTooLong, err)
+	n, err = s.SendMany(id+1000, [][]byte{[]byte("x")})
+	assert.Zero(t, n)
+	requireCode(t, ErrNoClient, err)
+
+	nc.SetReadDeadline(time.Now().Add(waitTimeout))
+	got := make([]byte, len("a\nbb\nccc\nd\ne\n"))
+	_, err = io.ReadFull(nc, got)
+	require.NoError(t, err)
+	assert.Equal(t, "a\nbb\nccc\nd\ne\n", string(got))
+}
+
+func TestClientSendMany(t *testing.T) {
+	s, _ := echoServer(t, NewDelimited('\n', 0), testOptions())
+	port := startServer(t, s)
+	rc := newRecorder("client")
+	cl := newClient(t, NewDelimited('\n', 0), rc)
+	n, err := cl.SendMany([][]byte{[]byte("x")})
+	assert.Zero(t, n)
+	requireCode(t, ErrNotRunning, err)
+	require.NoError(t, cl.Start("127.0.0.1", port))
+	n, err = cl.SendMany([][]byte{[]byte("one"), []byte("two"), []byte("three")})
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	rc.waitFor(t, func() bool { return rc.count(evMessage, 0) == 3 }, "3 echoes")
+	assert.Equal(t, [][]byte{[]byte("one"), []byte("two"), []byte("three")}, rc.messages(0))
 }

@@ -376,6 +376,26 @@ func (cl *Client) live() (*conn, error) {
 }
 
 // Send queues msg for the server.
+// SendMany queues msgs in order with one lock for all, up to the first
+// refused; it returns how many were queued and why the next was not.
+func (cl *Client) SendMany(msgs [][]byte) (int, error) {
+	return cl.SendEach(len(msgs), func(i int) []byte { return msgs[i] })
+}
+
+// SendEach is SendMany for callers that hold their messages elsewhere:
+// msg(i) returns the i-th of n messages (read during the call only).
+func (cl *Client) SendEach(n int, msg func(i int) []byte) (int, error) {
+	c, err := cl.live()
+	if err != nil {
+		return 0, err
+	}
+	sent, err := c.sendEach(cl.framing, n, msg)
+	if err != nil && CodeOf(err) == ErrNoClient {
+		err = newError(ErrNotRunning, nil, "connection closing")
+	}
+	return sent, err
+}
+
 func (cl *Client) Send(msg []byte) error {
 	c, err := cl.live()
 	if err != nil {

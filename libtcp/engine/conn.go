@@ -62,6 +62,7 @@ type conn struct {
 	dec         Decoder    // set by the reader before the first read
 	quiet       bool       // TLS: the last read at a message boundary was short (reader only)
 	bigReads    bool       // plain TCP: reads fill chunks, borrow big ones (reader only)
+	bt          batcher    // a read's messages for a BatchHandler (batch.go; reader only)
 	small       []byte     // TLS: the quiet read's buffer (readTLSBoundary)
 	established atomic.Bool
 	closing     atomic.Bool  // set by close: no Message call after it
@@ -185,28 +186,79 @@ func (c *conn) send(f Framing, msg []byte) error {
 		// The rest must go out whole: charge it whatever the budget says.
 		c.budget.force(int64(len(c.out)))
 		c.held += int64(len(c.out))
-	} else {
-		delta := int64(len(c.out) - before)
-		if !c.budget.charge(c.held, delta) {
-			c.out = c.out[:before]
-			c.wantReady = true
-			c.stats.msgsOut.Add(^uint64(0))
-			if !c.writer && len(c.out) == 0 {
-				// No writer of ours will drain anything: other connections
-				// free the budget, so offer a retry a little later.
-				c.wantReady = false
-				c.deliverReadyAfter(budgetRetryDelay)
-			}
-			c.mu.Unlock()
-			return newError(ErrMemoryBudget, nil, "connection %d: the server's memory budget is used up", c.id)
-		}
-		c.held += delta
+	} else if err := c.chargeLocked(before); err != nil {
+		c.mu.Unlock()
+		return err
 	}
 	if !c.writer && !c.corked {
 		c.startWriterLocked()
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+// chargeLocked charges what the last message added to c.out after before;
+// refused, it takes the message back out.
+func (c *conn) chargeLocked(before int) error {
+	delta := int64(len(c.out) - before)
+	if !c.budget.charge(c.held, delta) {
+		c.out = c.out[:before]
+		c.wantReady = true
+		c.stats.msgsOut.Add(^uint64(0))
+		if !c.writer && len(c.out) == 0 {
+			// No writer of ours will drain anything: other connections
+			// free the budget, so offer a retry a little later.
+			c.wantReady = false
+			c.deliverReadyAfter(budgetRetryDelay)
+		}
+		return newError(ErrMemoryBudget, nil, "connection %d: the server's memory budget is used up", c.id)
+	}
+	c.held += delta
+	return nil
+}
+
+// sendEach queues msg(0) .. msg(n-1) under one lock, in order, up to the
+// first refused (whose error it returns), and writes them as send would:
+// together, at once if the socket takes them (or with the read's replies
+// when called from a message callback).
+func (c *conn) sendEach(f Framing, n int, msg func(i int) []byte) (int, error) {
+	c.mu.Lock()
+	wasCorked := c.corked
+	c.corked = true // no inline write per message: one write for all
+	sent := 0
+	var err error
+	for ; sent < n; sent++ {
+		if err = c.queueLocked(f, msg(sent)); err != nil {
+			break
+		}
+	}
+	if wasCorked || c.deferLocked() {
+		c.mu.Unlock()
+		return sent, err
+	}
+	c.mu.Unlock()
+	c.uncork()
+	return sent, err
+}
+
+// queueLocked frames msg into c.out and charges it (no write).
+func (c *conn) queueLocked(f Framing, msg []byte) error {
+	if c.dead {
+		return newError(ErrNoClient, nil, "connection %d is closing", c.id)
+	}
+	queued := len(c.out) + c.inflight
+	if lim := c.opts.SendQueueLimit; lim > 0 && queued > 0 && queued+len(msg) > lim {
+		c.wantReady = true
+		return newError(ErrQueueFull, nil, "%d bytes queued for connection %d, limit %d", queued, c.id, lim)
+	}
+	before := len(c.out)
+	out, err := f.Encode(c.out, msg)
+	if err != nil {
+		return err
+	}
+	c.out = out
+	c.stats.msgsOut.Add(1)
+	return c.chargeLocked(before)
 }
 
 // deferLocked corks c while its event-queue poller handles a batch (see
@@ -648,7 +700,8 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 	var r recvBuf
 	defer c.dropBuffer(&r)
 	var msgStart time.Time // first byte of a partial message
-	var bt batcher         // a read's messages for a BatchHandler (batch.go)
+	bt := &c.bt
+	defer bt.release()
 	emit := func(m []byte, partial bool) {
 		if c.isPaused() {
 			bt.flush(c)
@@ -716,6 +769,9 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 				}
 				return readResult{reason: CloseMessageTooLong, err: newError(ErrMessageTooLong, nil, "received message over the framing's limit (%d bytes buffered)", limit), drain: true}
 			}
+		}
+		if c.rc == nil && r.pending() == 0 {
+			bt.release() // TLS may wait inside its read
 		}
 		n, err := c.read(&r)
 		if err == errOwnPending {
@@ -843,7 +899,8 @@ func (c *conn) read(r *recvBuf) (int, error) {
 			}
 		}
 		if rerr == syscall.EAGAIN {
-			// Nothing more: no chunk is held while waiting.
+			// Nothing more: no chunk (nor batch slice) is held while waiting.
+			c.bt.release()
 			if r.pooled != nil && r.end == r.start {
 				putChunk(r.pooled)
 				*r = recvBuf{}

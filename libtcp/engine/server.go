@@ -535,6 +535,23 @@ func (s *Server) Send(id int, msg []byte) error {
 	return c.send(s.framing, msg)
 }
 
+// SendMany queues msgs for one client, in order, with one look-up and one
+// lock for all: it stops at the first message refused and returns how many
+// were queued and why the next one was not (Send's errors).
+func (s *Server) SendMany(id int, msgs [][]byte) (int, error) {
+	return s.SendEach(id, len(msgs), func(i int) []byte { return msgs[i] })
+}
+
+// SendEach is SendMany for callers that hold their messages elsewhere:
+// msg(i) returns the i-th of n messages (read during the call only).
+func (s *Server) SendEach(id int, n int, msg func(i int) []byte) (int, error) {
+	c, err := s.client(id)
+	if err != nil {
+		return 0, err
+	}
+	return c.sendEach(s.framing, n, msg)
+}
+
 // Broadcast queues msg for every established client and returns how many
 // accepted it.
 func (s *Server) Broadcast(msg []byte) int {
