@@ -66,27 +66,33 @@ class Goals:
         self.add(goal, fig, ("≥ %.2fx" if higher else "≤ %.2fx") % target, verdict(v, target, higher))
 
     def build(self):
-        for cfg in ("d16", "d1", "16k"):
-            c = CONFIG_NAMES[cfg]
-            self.ratio("C on the ABI msgs/s vs C epoll, %s (TCP)" % c, cfg, "c-abi", "c-epoll", "tcp",
-                       "msgs_per_s", 0.9, True, "msgs/s")
-            self.ratio("C on the ABI CPU µs/msg vs C epoll, %s (TCP)" % c, cfg, "c-abi", "c-epoll", "tcp",
-                       "server_cpu_us_per_msg", 1.25, False, "µs")
-        for cfg in ("d16", "d1", "16k"):
-            self.ratio("C on the ABI mutual TLS msgs/s vs Go stdlib TLS, %s" % CONFIG_NAMES[cfg], cfg, "c-abi",
-                       "go-stdlib", "tls", "msgs_per_s", 1.0, True, "msgs/s")
+        # The C program with one callback per message (c-abi) and with batch
+        # callbacks + one send per batch (c-abi-batch, tcp_*_set_on_messages).
+        c_entries = (("c-abi", "C on the ABI"), ("c-abi-batch", "C on the ABI, batches"))
+        for name, label in c_entries:
+            for cfg in ("d16", "d1", "16k"):
+                c = CONFIG_NAMES[cfg]
+                self.ratio("%s msgs/s vs C epoll, %s (TCP)" % (label, c), cfg, name, "c-epoll", "tcp",
+                           "msgs_per_s", 0.9, True, "msgs/s")
+                self.ratio("%s CPU µs/msg vs C epoll, %s (TCP)" % (label, c), cfg, name, "c-epoll", "tcp",
+                           "server_cpu_us_per_msg", 1.25, False, "µs")
+        for name, label in c_entries:
+            for cfg in ("d16", "d1", "16k"):
+                self.ratio("%s mutual TLS msgs/s vs Go stdlib TLS, %s" % (label, CONFIG_NAMES[cfg]), cfg, name,
+                           "go-stdlib", "tls", "msgs_per_s", 1.0, True, "msgs/s")
         for cfg in ("d16", "d1", "16k"):
             for t in ("tcp", "tls"):
                 self.ratio("C++ tcp:: msgs/s vs C on the ABI, %s (%s)" % (CONFIG_NAMES[cfg], t.upper()), cfg,
                            "cpp", "c-abi", t, "msgs_per_s", 0.95, True, "msgs/s")
                 self.ratio("C++ tcp:: CPU µs/msg vs C on the ABI, %s (%s)" % (CONFIG_NAMES[cfg], t.upper()), cfg,
                            "cpp", "c-abi", t, "server_cpu_us_per_msg", 1.05, False, "µs")
-        for t in ("tcp", "tls"):
-            # "more than uvloop": a ratio above 1.00
-            self.ratio("Python tcpgo msgs/s vs uvloop, /usr/bin/python3, 64 B depth 16 (%s)" % t.upper(), "d16",
-                       "py-tcpgo-debian", "py-uvloop", t, "msgs_per_s", 1.0, True, "msgs/s")
-            self.ratio("Python tcpgo CPU µs/msg vs uvloop, /usr/bin/python3, 64 B depth 16 (%s)" % t.upper(),
-                       "d16", "py-tcpgo-debian", "py-uvloop", t, "server_cpu_us_per_msg", 1.0, False, "µs")
+        for name, label in (("py-tcpgo-debian", "Python tcpgo"), ("py-tcpgo-batch-debian", "Python tcpgo, on_messages")):
+            for t in ("tcp", "tls"):
+                # "more than uvloop": a ratio above 1.00
+                self.ratio("%s msgs/s vs uvloop, /usr/bin/python3, 64 B depth 16 (%s)" % (label, t.upper()), "d16",
+                           name, "py-uvloop", t, "msgs_per_s", 1.0, True, "msgs/s")
+                self.ratio("%s CPU µs/msg vs uvloop, /usr/bin/python3, 64 B depth 16 (%s)" % (label, t.upper()),
+                           "d16", name, "py-uvloop", t, "server_cpu_us_per_msg", 1.0, False, "µs")
         self.rtt_goals()
         self.scale_goals()
         self.ratio("connect+echo+close rate, C on the ABI vs C epoll (TCP)", "connect", "c-abi", "c-epoll", "tcp",
