@@ -21,24 +21,49 @@ import (
 // crypto/tls's Read keeps the 8 KiB its handshake grew. The runtime halves
 // a stack at a collection only while less than a quarter of it is in use,
 // counting 800 bytes for nosplit functions: an 8 KiB stack shrinks only if
-// the frames under the wait take less than 1,248 bytes. This function is
-// the frame that waits: keep it small (no closure for rc.Read: the probe
-// of readability runs again after the wake-up instead), the probe in a
-// function of its own.
+// the frames from the goroutine's start down to the wait take less than
+// 1,248 bytes. This function is the frame that waits: keep it small (the
+// probe and the reads are functions of their own, the wait's state is on
+// the heap).
 func (c *conn) readTLS(r *recvBuf) (int, error) {
 	if r.b == nil && c.quiet {
-		rc, n, err := c.tlsProbe(r)
-		if rc == nil {
-			return n, err
+		w := c.tlsProbe(r)
+		if w.rc == nil {
+			return w.n, w.err
 		}
 		// Nothing buffered: wait for the socket holding no buffer. The
 		// wait ends with the idle timeout, a close, a pause's or STARTTLS's
 		// wake-up like a read would (its error goes to readLoop as a
 		// read's).
-		if err := rc.Read(socketReadable); err != nil {
+		if err := w.rc.Read(w.ready); err != nil {
 			return 0, err
 		}
 	}
+	return c.readTLSRead(r)
+}
+
+// tlsWait is a quiet read's probe result and wait.
+type tlsWait struct {
+	rc    syscall.RawConn // nil: no wait, n and err are the read's result
+	n     int
+	err   error
+	woken bool
+}
+
+// ready is the wait's rc.Read callback: a peek first; after a wake-up by
+// the poller, readable (or closed) without another system call.
+func (w *tlsWait) ready(fd uintptr) bool {
+	if w.woken {
+		return true
+	}
+	w.woken = true
+	return socketReadable(fd)
+}
+
+// readTLSRead is the read itself: into a pooled chunk at a boundary.
+//
+//go:noinline
+func (c *conn) readTLSRead(r *recvBuf) (int, error) {
 	if r.b == nil {
 		return c.readTLSChunk(r)
 	}
@@ -77,18 +102,18 @@ var tlsProbeDeadline = time.Unix(1, 0)
 // tlsProbe reads what crypto/tls holds already (the rest of a record, or
 // whole records it read from the socket with the last one), without
 // waiting. It returns raw's RawConn to wait on when there was nothing, or
-// else (nil) the read's result.
+// else (rc nil) the read's result.
 //
 //go:noinline
-func (c *conn) tlsProbe(r *recvBuf) (syscall.RawConn, int, error) {
+func (c *conn) tlsProbe(r *recvBuf) *tlsWait {
+	w := new(tlsWait)
 	var rc syscall.RawConn
-	sc, ok := c.raw.(syscall.Conn)
-	if ok {
+	if sc, ok := c.raw.(syscall.Conn); ok {
 		rc, _ = sc.SyscallConn()
 	}
 	if rc == nil {
-		n, err := c.readTLSSmall(r) // no socket under raw to wait on
-		return nil, n, err
+		w.n, w.err = c.readTLSSmall(r) // no socket under raw to wait on
+		return w
 	}
 	r.pooled = readPool.Get().(*[]byte)
 	r.b = *r.pooled
@@ -108,9 +133,11 @@ func (c *conn) tlsProbe(r *recvBuf) (syscall.RawConn, int, error) {
 		// between ours and the read -- setIdle, resume -- let the probe
 		// wait like an ordinary read; what it returned is as good.)
 		c.quiet = n < tlsQuietRead
-		return nil, n, err
+		w.n, w.err = n, err
+		return w
 	}
-	return rc, 0, nil
+	w.rc = rc
+	return w
 }
 
 // socketReadable: fd has bytes to read, or an end or error to report
