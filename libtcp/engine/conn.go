@@ -63,7 +63,7 @@ type conn struct {
 	quiet       bool       // TLS: the last read at a message boundary was short (reader only)
 	bigReads    bool       // plain TCP: reads fill chunks, borrow big ones (reader only)
 	bt          batcher    // a read's messages for a BatchHandler (batch.go; reader only)
-	small       []byte     // TLS: the quiet read's buffer (readTLSBoundary)
+	small       []byte     // TLS over a conn without a socket: the quiet read's buffer (readTLSSmall)
 	established atomic.Bool
 	closing     atomic.Bool  // set by close: no Message call after it
 	goid        atomic.Int64 // goroutine that delivers this connection's events
@@ -773,7 +773,16 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 		if c.rc == nil && r.pending() == 0 {
 			bt.release() // TLS may wait inside its read
 		}
-		n, err := c.read(&r)
+		var n int
+		var err error
+		if c.rc == nil {
+			// Directly, not through read: one frame less under an idle
+			// TLS wait keeps the goroutine's stack small enough for the
+			// runtime to halve it (tlsread.go).
+			n, err = c.readTLS(&r)
+		} else {
+			n, err = c.read(&r)
+		}
 		if err == errOwnPending {
 			if !c.own(&r, c.nextSize(&r, limit, needer)) {
 				return c.budgetExceeded()
@@ -872,13 +881,10 @@ func (c *conn) budgetExceeded() readResult {
 	}
 }
 
-// read reads into r, taking a pooled chunk if r holds nothing. Plain TCP
-// waits for readability before taking the chunk, so that idle connections
-// hold no buffer.
+// read reads into r (plain TCP; TLS: readTLS), taking a pooled chunk if r
+// holds nothing. It waits for readability before taking the chunk, so that
+// idle connections hold no buffer.
 func (c *conn) read(r *recvBuf) (int, error) {
-	if c.rc == nil {
-		return c.readTLS(r) // tlsread.go
-	}
 	var n int
 	var rerr error
 	own := false

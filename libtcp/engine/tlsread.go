@@ -80,13 +80,13 @@ func (c *conn) readTLSChunk(r *recvBuf) (int, error) {
 	r.b = *r.pooled
 	n, err := c.nc.Read(r.b[r.end:])
 	if n == 0 {
-		c.putChunk(r)
+		c.dropChunk(r)
 	}
 	c.quiet = n < tlsQuietRead
 	return n, err
 }
 
-func (c *conn) putChunk(r *recvBuf) {
+func (c *conn) dropChunk(r *recvBuf) {
 	readPool.Put(r.pooled)
 	r.b, r.pooled = nil, nil
 }
@@ -125,7 +125,7 @@ func (c *conn) tlsProbe(r *recvBuf) *tlsWait {
 	armed := true
 	c.armReadDeadline(false, time.Time{}, &armed)
 	if n == 0 {
-		c.putChunk(r)
+		c.dropChunk(r)
 	}
 	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		// Data (a busy connection), or the end: a closed or reset
