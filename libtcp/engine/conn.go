@@ -697,11 +697,10 @@ type readResult struct {
 // readLoop reads and decodes until the connection ends, delivering messages.
 // limit is the largest buffer the framing's decoder needs (0: any).
 func (c *conn) readLoop(dec Decoder, limit int) readResult {
-	var r recvBuf
-	defer c.dropBuffer(&r)
-	var msgStart time.Time // first byte of a partial message
+	st := new(readState)
+	defer c.endRead(st)
+	r := &st.r
 	bt := &c.bt
-	defer bt.release()
 	emit := func(m []byte, partial bool) {
 		if c.isPaused() {
 			bt.flush(c)
@@ -728,13 +727,12 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 		}
 		c.evMu.Unlock()
 	}
-	needer, _ := dec.(Needer)
-	armed := false
+	st.needer, _ = dec.(Needer)
 	for {
 		if r.pooled != nil && c.isPaused() { // a paused connection borrows no chunk
 			if r.pending() == 0 {
-				c.dropBuffer(&r)
-			} else if !c.own(&r, c.nextSize(&r, limit, needer)) {
+				c.dropBuffer(r)
+			} else if !c.own(r, c.nextSize(r, limit, st.needer)) {
 				return c.budgetExceeded()
 			}
 		}
@@ -742,13 +740,13 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			return readResult{}
 		}
 		if up := c.takeUpgrade(); up != nil { // STARTTLS, between two reads (starttls.go)
-			if res, ok := c.upgradeTLS(up, &r, &dec); !ok {
+			if res, ok := c.upgradeTLS(up, r, &dec); !ok {
 				return res
 			}
-			needer, _ = dec.(Needer)
-			msgStart, armed = time.Time{}, false
+			st.needer, _ = dec.(Needer)
+			st.msgStart, st.armed = time.Time{}, false
 		}
-		c.armReadDeadline(r.pending() > 0, msgStart, &armed)
+		c.armReadDeadline(r.pending() > 0, st.msgStart, &st.armed)
 		if r.pooled != nil && r.start > 0 && len(r.b)-r.end < len(r.b)/4 {
 			// little room left behind a partial message: move it to the front
 			r.end = copy(r.b, r.b[r.start:r.end])
@@ -758,16 +756,13 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			if r.start > 0 {
 				r.end = copy(r.b, r.b[r.start:r.end])
 				r.start = 0
-			} else if c.canGrowChunk(&r, limit) {
-				c.growChunk(&r)
-			} else if !c.own(&r, c.nextSize(&r, limit, needer)) {
+			} else if c.canGrowChunk(r, limit) {
+				c.growChunk(r)
+			} else if !c.own(r, c.nextSize(r, limit, st.needer)) {
 				return c.budgetExceeded()
 			}
 			if r.end == len(r.b) { // the framing let a message pass its limit
-				if c.srvStats != nil {
-					c.srvStats.closedForLimits.Add(1)
-				}
-				return readResult{reason: CloseMessageTooLong, err: newError(ErrMessageTooLong, nil, "received message over the framing's limit (%d bytes buffered)", limit), drain: true}
+				return c.overLimit(limit)
 			}
 		}
 		if c.rc == nil && r.pending() == 0 {
@@ -779,12 +774,12 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			// Directly, not through read: one frame less under an idle
 			// TLS wait keeps the goroutine's stack small enough for the
 			// runtime to halve it (tlsread.go).
-			n, err = c.readTLS(&r)
+			n, err = c.readTLS(r)
 		} else {
-			n, err = c.read(&r)
+			n, err = c.read(r)
 		}
 		if err == errOwnPending {
-			if !c.own(&r, c.nextSize(&r, limit, needer)) {
+			if !c.own(r, c.nextSize(r, limit, st.needer)) {
 				return c.budgetExceeded()
 			}
 			continue
@@ -800,41 +795,71 @@ func (c *conn) readLoop(dec Decoder, limit int) readResult {
 			switch {
 			case r.start == r.end && r.pooled != nil && c.rc != nil:
 				r.start, r.end = 0, 0 // keep the chunk until the socket is empty (read)
-				msgStart = time.Time{}
+				st.msgStart = time.Time{}
 			case r.start == r.end:
-				c.dropBuffer(&r)
-				msgStart = time.Time{}
+				c.dropBuffer(r)
+				st.msgStart = time.Time{}
 			case r.pooled != nil:
-				if msgStart.IsZero() || used > 0 {
-					msgStart = time.Now()
+				if st.msgStart.IsZero() || used > 0 {
+					st.msgStart = time.Now()
 				}
-				if c.rc == nil && !c.own(&r, c.nextSize(&r, limit, needer)) {
+				if c.rc == nil && !c.own(r, c.nextSize(r, limit, st.needer)) {
 					return c.budgetExceeded()
 				}
 			case used > 0:
-				msgStart = time.Now()
+				st.msgStart = time.Now()
 			}
 			if ferr != nil {
-				var e *Error
-				if !errors.As(ferr, &e) {
-					e = newError(ErrIO, ferr, "decode")
-				}
-				reason := CloseMessageTooLong
-				if e.Code != ErrMessageTooLong {
-					reason = CloseReset
-				} else if c.srvStats != nil {
-					c.srvStats.closedForLimits.Add(1)
-				}
-				return readResult{reason: reason, err: e, drain: true}
+				return c.decodeFailed(ferr)
 			}
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && (c.isPaused() || c.upgradePending()) {
 				continue // a timeout that fired as the connection was paused, or a STARTTLS wake-up
 			}
-			return c.endReason(err, r.pending() > 0, msgStart)
+			return c.endReason(err, r.pending() > 0, st.msgStart)
 		}
 	}
+}
+
+// readState is readLoop's state. It lives on the heap so that the loop's
+// frame stays small: an idle TLS reader waits below it, and the runtime
+// halves the stack the handshake grew only while less than a quarter of
+// it is in use (tlsread.go; TestIdleTLSReaderStackShrinks).
+type readState struct {
+	r        recvBuf
+	msgStart time.Time // first byte of a partial message
+	needer   Needer
+	armed    bool
+}
+
+// endRead lets go of what the reader holds.
+func (c *conn) endRead(st *readState) {
+	c.dropBuffer(&st.r)
+	c.bt.release()
+}
+
+// overLimit ends a connection whose framing let a message pass its limit.
+func (c *conn) overLimit(limit int) readResult {
+	if c.srvStats != nil {
+		c.srvStats.closedForLimits.Add(1)
+	}
+	return readResult{reason: CloseMessageTooLong, err: newError(ErrMessageTooLong, nil, "received message over the framing's limit (%d bytes buffered)", limit), drain: true}
+}
+
+// decodeFailed ends a connection whose bytes the framing refused.
+func (c *conn) decodeFailed(ferr error) readResult {
+	var e *Error
+	if !errors.As(ferr, &e) {
+		e = newError(ErrIO, ferr, "decode")
+	}
+	reason := CloseMessageTooLong
+	if e.Code != ErrMessageTooLong {
+		reason = CloseReset
+	} else if c.srvStats != nil {
+		c.srvStats.closedForLimits.Add(1)
+	}
+	return readResult{reason: reason, err: e, drain: true}
 }
 
 // nextSize is the size a partial message's buffer grows to: exactly what
