@@ -44,46 +44,50 @@ static void fill_msgs(tcp_msg *out, const char *base, const tcpgo_part *parts, s
   }
 }
 
-void tcpgo_call_messages(tcp_messages_fn fn, void *ud, int id, void *cd, const char *base, const tcpgo_part *parts, size_t n) {
+/* Where a batch goes: a server's callback (fn) or a client's (cfn). */
+typedef struct {
+  tcp_messages_fn fn;
+  tcp_client_messages_fn cfn;
+  void *ud, *cd;
+  int id;
+} msgs_target;
+
+static void deliver(const msgs_target *t, const tcp_msg *msgs, size_t n) {
+  if (t->fn != NULL)
+    t->fn(t->ud, t->id, t->cd, msgs, n);
+  else
+    t->cfn(t->ud, msgs, n);
+}
+
+static void deliver_parts(const msgs_target *t, const char *base, const tcpgo_part *parts, size_t n) {
   tcp_msg stack[MSGS_STACK];
   if (n <= MSGS_STACK) {
     fill_msgs(stack, base, parts, n);
-    fn(ud, id, cd, stack, n);
+    deliver(t, stack, n);
     return;
   }
   tcp_msg *heap = malloc(n * sizeof *heap);
   if (heap != NULL) {
     fill_msgs(heap, base, parts, n);
-    fn(ud, id, cd, heap, n);
+    deliver(t, heap, n);
     free(heap);
     return;
   }
   for (size_t i = 0; i < n; i += MSGS_STACK) {
     size_t k = n - i < MSGS_STACK ? n - i : MSGS_STACK;
     fill_msgs(stack, base, parts + i, k);
-    fn(ud, id, cd, stack, k);
+    deliver(t, stack, k);
   }
 }
 
+void tcpgo_call_messages(tcp_messages_fn fn, void *ud, int id, void *cd, const char *base, const tcpgo_part *parts, size_t n) {
+  msgs_target t = {.fn = fn, .ud = ud, .cd = cd, .id = id};
+  deliver_parts(&t, base, parts, n);
+}
+
 void tcpgo_call_client_messages(tcp_client_messages_fn fn, void *ud, const char *base, const tcpgo_part *parts, size_t n) {
-  tcp_msg stack[MSGS_STACK];
-  if (n <= MSGS_STACK) {
-    fill_msgs(stack, base, parts, n);
-    fn(ud, stack, n);
-    return;
-  }
-  tcp_msg *heap = malloc(n * sizeof *heap);
-  if (heap != NULL) {
-    fill_msgs(heap, base, parts, n);
-    fn(ud, heap, n);
-    free(heap);
-    return;
-  }
-  for (size_t i = 0; i < n; i += MSGS_STACK) {
-    size_t k = n - i < MSGS_STACK ? n - i : MSGS_STACK;
-    fill_msgs(stack, base, parts + i, k);
-    fn(ud, stack, k);
-  }
+  msgs_target t = {.cfn = fn, .ud = ud};
+  deliver_parts(&t, base, parts, n);
 }
 
 void tcpgo_call_messages1(tcp_messages_fn fn, void *ud, int id, void *cd, const char *data, size_t len, int flags) {

@@ -84,12 +84,8 @@ func (h *serverHandler) MessageEx(id int, data []byte, partial bool, user any) {
 		C.tcpgo_call_messages1(cb.messages, cb.messagesUD, C.int(id), connData(user), bytePtr(data), C.size_t(len(data)), msgFlags(partial))
 		h.slots.leave()
 	case cb.messageEx != nil:
-		flags := C.int(0)
-		if partial {
-			flags = 1
-		}
 		h.slots.enter()
-		C.tcpgo_call_message_ex(cb.messageEx, cb.messageExUD, C.int(id), connData(user), bytePtr(data), C.size_t(len(data)), flags)
+		C.tcpgo_call_message_ex(cb.messageEx, cb.messageExUD, C.int(id), connData(user), bytePtr(data), C.size_t(len(data)), msgFlags(partial))
 		h.slots.leave()
 	case cb.message != nil:
 		h.slots.enter()
@@ -279,12 +275,8 @@ func (h *clientHandler) MessageEx(_ int, data []byte, partial bool, _ any) {
 		return
 	}
 	if cb.messageEx != nil {
-		var flags C.int
-		if partial {
-			flags = 1 // TCP_MSG_PARTIAL
-		}
 		h.slots.enter()
-		C.tcpgo_call_client_message_ex(cb.messageEx, cb.msgExUD, bytePtr(data), C.size_t(len(data)), flags)
+		C.tcpgo_call_client_message_ex(cb.messageEx, cb.msgExUD, bytePtr(data), C.size_t(len(data)), msgFlags(partial))
 		h.slots.leave()
 		return
 	}

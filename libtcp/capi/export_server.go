@@ -331,9 +331,8 @@ func sendMsgs(l *lastError, msgs *C.tcp_msg, count C.size_t, sendEach func(n int
 			break
 		}
 	}
-	sent, err := sendEach(valid, func(i int) []byte {
-		m, _ := goBytes(unsafe.Pointer(list[i].data), list[i].len)
-		return m
+	sent, err := sendEach(valid, func(i int) []byte { // checked above
+		return unsafe.Slice((*byte)(unsafe.Pointer(list[i].data)), int(list[i].len))
 	})
 	if err == nil && sent == valid {
 		err = badErr

@@ -375,7 +375,6 @@ func (cl *Client) live() (*conn, error) {
 	return cl.c, nil
 }
 
-// Send queues msg for the server.
 // SendMany queues msgs in order with one lock for all, up to the first
 // refused; it returns how many were queued and why the next was not.
 func (cl *Client) SendMany(msgs [][]byte) (int, error) {
@@ -390,24 +389,25 @@ func (cl *Client) SendEach(n int, msg func(i int) []byte) (int, error) {
 		return 0, err
 	}
 	sent, err := c.sendEach(cl.framing, n, msg)
-	if err != nil && CodeOf(err) == ErrNoClient {
-		err = newError(ErrNotRunning, nil, "connection closing")
-	}
-	return sent, err
+	return sent, notRunningIfClosing(err)
 }
 
+// Send queues msg for the server.
 func (cl *Client) Send(msg []byte) error {
 	c, err := cl.live()
 	if err != nil {
 		return err
 	}
-	if err := c.send(cl.framing, msg); err != nil {
-		if CodeOf(err) == ErrNoClient {
-			return newError(ErrNotRunning, nil, "connection closing")
-		}
-		return err
+	return notRunningIfClosing(c.send(cl.framing, msg))
+}
+
+// notRunningIfClosing: a client whose connection is closing reports "not
+// running" (a server reports the closing connection as an unknown client).
+func notRunningIfClosing(err error) error {
+	if err != nil && CodeOf(err) == ErrNoClient {
+		return newError(ErrNotRunning, nil, "connection closing")
 	}
-	return nil
+	return err
 }
 
 // Flush waits up to timeout until everything queued was written.

@@ -80,15 +80,10 @@ func (c *conn) readTLSChunk(r *recvBuf) (int, error) {
 	r.b = *r.pooled
 	n, err := c.nc.Read(r.b[r.end:])
 	if n == 0 {
-		c.dropChunk(r)
+		c.dropBuffer(r)
 	}
 	c.quiet = n < tlsQuietRead
 	return n, err
-}
-
-func (c *conn) dropChunk(r *recvBuf) {
-	readPool.Put(r.pooled)
-	r.b, r.pooled = nil, nil
 }
 
 // tlsProbeDeadline is a read deadline long past: a read through crypto/tls
@@ -125,7 +120,7 @@ func (c *conn) tlsProbe(r *recvBuf) *tlsWait {
 	armed := true
 	c.armReadDeadline(false, time.Time{}, &armed)
 	if n == 0 {
-		c.dropChunk(r)
+		c.dropBuffer(r)
 	}
 	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		// Data (a busy connection), or the end: a closed or reset
