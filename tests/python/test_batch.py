@@ -77,6 +77,7 @@ class SyncServerBatchTest(TestCase):
                 s.sendall(b"".join(m + b"\n" for m in d))
             for s, d in zip(socks, data):
                 self.assertEqual(read_lines(s, len(d)), d)
+            self.assertEqual(len(set(seen.snapshot())), 5)  # every connection had its own batches
         finally:
             for s in socks:
                 s.close()

@@ -27,7 +27,8 @@ Server::
 The library does the network I/O on its own threads; events reach the loop in
 batches: the loop watches the library's event descriptor
 (``tcp_*_event_fd``, with ``loop.add_reader``) and polls the handle itself
-when it is readable -- no thread in between. Received messages that are not
+when it is readable -- no thread in between (on Linux; where the library has
+no event descriptor, a dispatcher thread wakes the loop). Received messages that are not
 taken by a handler wait in an unbounded queue for :meth:`Client.recv`.
 
 Back-pressure works as with asyncio streams: ``await conn.send(data)`` (a
@@ -708,7 +709,8 @@ class TcpServer(_AioBase):
     """An asyncio TCP server; see :class:`tcpgo.TcpServer` for the options.
 
     Handlers (plain or ``async def``): ``on_established(client_id)``,
-    ``on_message(client_id, data)``, ``on_closed(client_id)`` (or
+    ``on_message(client_id, data)`` (or ``on_messages(client_id, messages)``,
+    one call per client and batch), ``on_closed(client_id)`` (or
     ``on_closed(client_id, reason)``), ``on_ready(client_id)``,
     ``on_error(client_id, error)``; the ``client_id`` they get is a
     :class:`tcpgo.aio.Connection`. :meth:`send` never blocks and may be
@@ -1094,9 +1096,7 @@ class TcpServer(_AioBase):
             self._push_messages(seq, cid, g)
 
     def _push_messages(self, seq: _Seq, cid: int, messages: List[bytes]) -> None:
-        conn = self._srv._conns.get(cid)
-        if conn is None:
-            conn = self._srv._conn_open(cid)
+        conn = self._srv._conn_open(cid)
         h = self._on_messages_h
         if h is not None:
             seq.push(h, (conn, messages), "on_messages")
@@ -1185,7 +1185,8 @@ class Client(_AioBase):
     """An asyncio client (TCP, or TLS with ``tls=True``).
 
     Create it with :func:`connect`, or construct and ``await client.connect(host, port)``.
-    Messages go to ``on_message(data)`` (plain or ``async``) if given, else to
+    Messages go to ``on_message(data)`` (plain or ``async``; or
+    ``on_messages(messages)``, one call per batch) if given, else to
     :meth:`recv` / ``async for``. Other handlers: ``on_closed()`` (or
     ``on_closed(reason)``), ``on_ready()``, ``on_connect(attempt, result)``
     (with ``reconnect=True``), ``on_error(error)``. The options are those of

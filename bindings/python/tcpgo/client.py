@@ -42,7 +42,8 @@ _CLOSED = object()  # end-of-stream marker in the receive queue
 class TcpClient(Writable, Endpoint):
     """A plain TCP client.
 
-    Received messages go to the ``on_message(data)`` handler if one is set,
+    Received messages go to the ``on_message(data)`` handler if one is set
+    (or ``on_messages(messages)``, one call per polled batch, which replaces it),
     else into a queue read by :meth:`recv` (blocking, with a timeout) or by
     iterating over the client. ``on_closed()`` runs once when the connection
     ends (server closed it, network error, or :meth:`stop`), ``on_error(error)``
@@ -749,6 +750,7 @@ class TcpClient(Writable, Endpoint):
                         h(m)
                     except BaseException as e:
                         self._handler_failed("on_message", e)
+                    hm = self._on_messages  # the handler may have switched to batches
                 else:
                     self._queue.put(m)
                 continue

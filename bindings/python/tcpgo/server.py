@@ -290,7 +290,9 @@ class TcpServer(Endpoint):
 
     Handlers run one at a time, in order, on the server's dispatcher thread
     (never on the thread that called :meth:`start`): ``on_established(client_id)``,
-    ``on_message(client_id, data)``, ``on_closed(client_id)`` -- or
+    ``on_message(client_id, data)`` -- or ``on_messages(client_id, messages)``,
+    one call per client and polled batch, which replaces it --,
+    ``on_closed(client_id)`` -- or
     ``on_closed(client_id, reason)`` if the handler takes two arguments, with
     a :class:`tcpgo.CloseReason` --, ``on_ready(client_id)`` when a client's
     send queue drained after a refused send (see :meth:`try_send`), and
@@ -1389,13 +1391,13 @@ class TcpServer(Endpoint):
         off = 0
         unpack = _unpack_header
         conns = self._conns
-        h = self._on_message
         last = 0  # the id of ``conn``, while no other event came between
         conn: Any = None
-        for _ in range(n):
+        for i in range(n):
             kind, cid, code, ln = unpack(data, off)
             off += HEADER_SIZE
             if kind == EV_MESSAGE:
+                h = self._on_message  # a handler may change it for the next message
                 if h is not None:
                     if cid != last:
                         conn = conns.get(cid)
@@ -1407,14 +1409,12 @@ class TcpServer(Endpoint):
                     except BaseException as e:
                         self._handler_failed("on_message", e, conn)
                 off += ln
-                continue
-            self._run_other(kind, cid, code, data, off, ln)
-            off += ln
-            # A handler may have changed anything: look again.
-            h = self._on_message
-            last = 0
+            else:
+                self._run_other(kind, cid, code, data, off, ln)
+                off += ln
+                last = 0  # a handler may have closed or replaced anything
             if self._on_messages is not None:  # switched to batches in a handler
-                self._run_batched(data, n, off, _ + 1)
+                self._run_batched(data, n, off, i + 1)
                 return
 
     def _run_other(self, kind: int, cid: int, code: int, data: bytes, off: int, ln: int) -> None:
@@ -1460,9 +1460,7 @@ class TcpServer(Endpoint):
             self._call_messages(cid, g)
 
     def _call_messages(self, cid: int, messages: List[bytes]) -> None:
-        conn = self._conns.get(cid)
-        if conn is None:
-            conn = self._conn_open(cid)
+        conn = self._conn_open(cid)
         h = self._on_messages
         if h is None:  # unregistered meanwhile: one call per message
             h1 = self._on_message
