@@ -314,10 +314,13 @@ TEST(MessageView, ManyClientsOrderPerClientWhileReplacing) {
   Monitor<Events> ev;
   recordServer(server, ev);
   Monitor<std::map<int, std::vector<std::string>>> byClient;
-  auto worker = [&](const int id, std::string_view m) {
-    byClient.update([&](auto &b) { b[id].emplace_back(m); });
+  // Each worker tags what it records, so that the test sees which one ran.
+  auto tagged = [&](char tag) {
+    return [&, tag](const int id, std::string_view m) {
+      byClient.update([&](auto &b) { b[id].push_back(tag + std::string(m)); });
+    };
   };
-  server.setWorkOnMessageView(worker);
+  server.setWorkOnMessageView(tagged('A'));
   const int port = startLoopback(server);
   ASSERT_GT(port, 0);
   constexpr int kClients = 8, kMsgs = 400;
@@ -333,18 +336,30 @@ TEST(MessageView, ManyClientsOrderPerClientWhileReplacing) {
       for (int k = 0; k < kMsgs; k++) clients[static_cast<size_t>(i)]->sendMsg(std::to_string(k));
     });
   }
-  for (int r = 0; r < 50; r++) server.setWorkOnMessageView(worker);  // same behaviour, new snapshot
+  for (int r = 0; r < 50; r++) server.setWorkOnMessageView(tagged(r % 2 ? 'A' : 'B'));
   for (auto &t : senders) t.join();
-  ASSERT_TRUE(byClient.waitFor([&](const auto &b) {
-    size_t n = 0;
-    for (const auto &kv : b) n += kv.second.size();
-    return n >= static_cast<size_t>(kClients * kMsgs);
-  }));
+  auto total = [&](size_t want) {
+    return byClient.waitFor([&](const auto &b) {
+      size_t n = 0;
+      for (const auto &kv : b) n += kv.second.size();
+      return n >= want;
+    });
+  };
+  ASSERT_TRUE(total(static_cast<size_t>(kClients * kMsgs)));
+  // A worker set after the traffic is the one every later message meets.
+  server.setWorkOnMessageView(tagged('C'));
+  for (auto &c : clients) c->sendMsg("last");
+  ASSERT_TRUE(total(static_cast<size_t>(kClients * (kMsgs + 1))));
   auto b = byClient.snapshot();
   ASSERT_EQ(b.size(), static_cast<size_t>(kClients));
   for (const auto &kv : b) {
-    ASSERT_EQ(kv.second.size(), static_cast<size_t>(kMsgs));
-    for (int k = 0; k < kMsgs; k++) ASSERT_EQ(kv.second[static_cast<size_t>(k)], std::to_string(k));
+    ASSERT_EQ(kv.second.size(), static_cast<size_t>(kMsgs + 1));
+    for (int k = 0; k < kMsgs; k++) {
+      const std::string &got = kv.second[static_cast<size_t>(k)];
+      ASSERT_TRUE(got[0] == 'A' || got[0] == 'B') << got;
+      ASSERT_EQ(got.substr(1), std::to_string(k));
+    }
+    ASSERT_EQ(kv.second.back(), "Clast");
   }
 }
 

@@ -183,6 +183,11 @@ class ClientBase : public ConnectionOptions<ClientBase>, public TlsOptions<Clien
   /// the workers of setWorkOnMessage and setWorkOnMessageEx (they come back
   /// when this one is removed with an empty function). A client in
   /// continuous mode with an ostream writes to the stream instead.
+  ///
+  /// Every setWorkOnMessage* call: a worker that was replaced or removed is
+  /// not destroyed when the call returns, but at the next message (or the
+  /// connection's end), or with the client -- on a library thread. What it
+  /// captures lives as long.
   void setWorkOnMessageView(std::function<void(std::string_view msg)> worker) {
     if (s_) setMessageWorker(&ClientMessageWorkers::view, std::move(worker));
   }

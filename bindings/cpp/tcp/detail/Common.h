@@ -269,7 +269,7 @@ struct WorkerCache {
   unsigned gen = 0;  // WorkerSet generations start at 1
   const W *workers(const WorkerSet<W> &set) {
     const unsigned g = set.generation();
-    if (g != gen) {
+    if (g != gen || !snapshot) {  // (!snapshot: a generation that wrapped to 0)
       snapshot = set.get();
       gen = g;  // a later update than g makes the next call look again
     }

@@ -666,6 +666,11 @@ class ServerBase : public ConnectionOptions<ServerBase>, public TlsOptions<Serve
   /// setWorkOnMessage and setWorkOnMessageEx (they stay set and come back
   /// when this one is removed with an empty function). Continuous mode:
   /// bytes without a forward stream come here too.
+  ///
+  /// Every setWorkOnMessage* call: a worker that was replaced or removed is
+  /// not destroyed when the call returns, but once every client has had a
+  /// message after the change (or closed), or with the server -- on a
+  /// library thread. What it captures lives as long.
   void setWorkOnMessageView(std::function<void(const int clientId, std::string_view msg)> worker) {
     if (s_) setMessageWorker(&ServerMessageWorkers::view, std::move(worker));
   }
