@@ -1561,6 +1561,34 @@ int tcp_generate_certs(const char *dir, const char *hosts);
  * Returns the new soft limit, or TCP_ERR_INTERNAL (tcp_errno says why). */
 long long tcp_raise_fd_limit(void);
 
+/* Set how many CPUs may run the library's code at the same time (the Go
+ * runtime's GOMAXPROCS; threads blocked in system calls or in your
+ * callbacks do not count). n > 0 sets it, n == 0 only asks, n < 0 goes back
+ * to the default: the number of CPUs this process may use (its affinity
+ * mask and cgroup quota), which is also the value at load unless the
+ * environment variable GOMAXPROCS was set (that overrides the default at
+ * load; n < 0 ignores it). Returns the value before the call, or
+ * TCP_ERR_INVALID_ARG for n > 1024 (nothing changes).
+ *
+ * Any thread, any time, also inside a callback. It briefly pauses the
+ * library's threads, so call it at start-up, not per message.
+ *
+ * When to lower it.  On a machine the host shares with other busy
+ * processes -- a load generator, your own worker threads -- a server with
+ * the default spends CPU on the runtime's idle threads looking for work and
+ * waking each other. With 1 it works like a one-thread epoll loop: on the
+ * 2-CPU machine of bench/README.md it cut the server's CPU per echoed
+ * message by about a quarter (16 KiB messages: 12.9 -> 8.4 us). Callbacks
+ * and sends still run as before; a slow callback still delays only its own
+ * connection.
+ * When not to.  A thread that waits inside tcp_*_poll() holds the only
+ * slot while it sleeps, and the runtime takes the slot back only after a
+ * delay (from 20 us up to 10 ms when the process was idle). A client doing
+ * request/response through the poll interface (the Python client's
+ * request() and recv(), tcpgo.aio) waits about 3x longer per round trip
+ * with 1 than with the default. Keep at least 2 there. */
+int tcp_set_max_cpus(int n);
+
 /* Log levels of tcp_log_fn. */
 enum tcp_log_level { TCP_LOG_ERROR = 1, TCP_LOG_WARN = 2, TCP_LOG_INFO = 3,
                      TCP_LOG_DEBUG = 4 };

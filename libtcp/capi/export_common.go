@@ -8,6 +8,7 @@ import "C"
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -113,6 +114,26 @@ func tcp_raise_fd_limit() C.longlong {
 	}
 	succeeded()
 	return C.longlong(lim.Cur)
+}
+
+// maxCPUsLimit bounds tcp_set_max_cpus: each CPU slot costs the runtime a
+// scheduler context, so an absurd count is refused rather than allocated.
+const maxCPUsLimit = 1024
+
+//export tcp_set_max_cpus
+func tcp_set_max_cpus(n C.int) C.int {
+	prev := runtime.GOMAXPROCS(0)
+	switch {
+	case n > maxCPUsLimit:
+		return C.int(failed(&engine.Error{Code: engine.ErrInvalidArg,
+			Reason: fmt.Sprintf("tcp_set_max_cpus: %d is more than %d", int(n), maxCPUsLimit)}))
+	case n > 0:
+		runtime.GOMAXPROCS(int(n))
+	case n < 0:
+		runtime.SetDefaultGOMAXPROCS()
+	}
+	succeeded()
+	return C.int(prev)
 }
 
 // logSink is the host's log function; replaced whole, read without a lock.

@@ -1,6 +1,7 @@
 /*
  * test_api.c -- the parts of the API that need no connection: version,
- * tcp_strerror, options, NULL handles, tcp_generate_certs.
+ * tcp_strerror, options, NULL handles, tcp_generate_certs, and
+ * tcp_set_max_cpus (with one echo at a single CPU).
  */
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -259,6 +260,43 @@ TEST(generate_certs) {
   CHECK_EQ(tcp_generate_certs(NULL, NULL), TCP_ERR_INVALID_ARG);
 }
 
+TEST(max_cpus) {
+  static const char *const msgs[] = {"one", "two", "three"};
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  int initial = tcp_set_max_cpus(0), def, i;
+  server_rec *r;
+  client_rec *cr;
+
+  CHECK(initial >= 1);
+  CHECK_EQ(tcp_set_max_cpus(0), initial); /* asking changes nothing */
+
+  /* Too many is refused with a reason, and changes nothing. */
+  CHECK_EQ(tcp_set_max_cpus(1025), TCP_ERR_INVALID_ARG);
+  CHECK(strstr(errmsg_text(), "1024") != NULL);
+  CHECK_EQ(tcp_set_max_cpus(0), initial);
+
+  /* One CPU: connections, callbacks and sends work as before. */
+  CHECK_EQ(tcp_set_max_cpus(1), initial);
+  CHECK_EQ(tcp_set_max_cpus(0), 1);
+  r = server_rec_new(tcp_server_new_fragmented('\n', 0));
+  cr = client_rec_new(tcp_client_new_fragmented('\n', 0), NULL);
+  r->echo = 1;
+  connect_tcp(cr, start_tcp(r->s));
+  for (i = 0; i < 3; i++) CHECK_EQ(tcp_client_send(cr->c, msgs[i], strlen(msgs[i])), 1);
+  CHECK_WAIT(cr->m, cr->messages == 3);
+  LOCKED(cr->m, for (i = 0; i < 3; i++) CHECK(msg_is(&cr->msgs, i, msgs[i])));
+  client_rec_free(cr);
+  CHECK_WAIT(&r->m, r->closed == 1);
+  server_rec_free(r);
+
+  /* Back to the default: the CPUs this process may use. */
+  CHECK_EQ(tcp_set_max_cpus(-1), 1);
+  def = tcp_set_max_cpus(0);
+  CHECK(def >= 1 && def <= online);
+
+  CHECK_EQ(tcp_set_max_cpus(initial), def);
+}
+
 const test_case api_tests[] = {
     TEST_ENTRY(version_matches_header),
     TEST_ENTRY(strerror_every_code),
@@ -267,5 +305,6 @@ const test_case api_tests[] = {
     TEST_ENTRY(null_handles_are_safe),
     TEST_ENTRY(null_pointers_are_safe),
     TEST_ENTRY(generate_certs),
+    TEST_ENTRY(max_cpus),
     TEST_END,
 };
