@@ -1579,8 +1579,9 @@ long long tcp_raise_fd_limit(void);
  * waking each other. With 1 it works like a one-thread epoll loop: on the
  * 2-CPU machine of bench/README.md it cut the server's CPU per echoed
  * message by about a quarter (16 KiB messages: 12.9 -> 8.4 us). Callbacks
- * and sends still run as before; a slow callback still delays only its own
- * connection.
+ * and sends work as before, and a callback that blocks does not stop the
+ * other connections: the runtime moves them to another thread, after a
+ * delay of 20 us to 10 ms (the same delay as in "When not to").
  * When not to.  A thread that waits inside tcp_*_poll() holds the only
  * slot while it sleeps, and the runtime takes the slot back only after a
  * delay (from 20 us up to 10 ms when the process was idle). A client doing
