@@ -9,7 +9,11 @@
  * tcp_server_send_msgs: two crossings between C and Go per read instead of
  * two per message.
  *
- *   c_echo_server [-batch] [-addr 127.0.0.1] [-port 0] [-tls -cert CERT -key KEY [-ca CA]]
+ * With -cpus N it calls tcp_set_max_cpus(N) first: the library's code then
+ * runs on at most N CPUs at once (the "1 CPU" rows compare it with the
+ * one-thread epoll echo).
+ *
+ *   c_echo_server [-batch] [-cpus N] [-addr 127.0.0.1] [-port 0] [-tls -cert CERT -key KEY [-ca CA]]
  *   c_echo_server -gencerts DIR      (write a test PKI with tcp_generate_certs)
  *
  * With -tls and -ca the server requires client certificates signed by CA
@@ -56,6 +60,8 @@ static void on_message(void *user_data, int client_id, const char *data,
  * library without them. */
 #pragma weak tcp_server_set_on_messages
 #pragma weak tcp_server_send_msgs
+/* New too: -cpus refuses to run on a library without it. */
+#pragma weak tcp_set_max_cpus
 
 /* -batch: the replies to a read's messages, queued with one call. */
 static void on_messages(void *user_data, int client_id, void *conn_data,
@@ -110,7 +116,7 @@ static void lift_connection_limit(tcp_server *s) {
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: c_echo_server [-batch] [-addr A] [-port N] "
+          "usage: c_echo_server [-batch] [-cpus N] [-addr A] [-port N] "
           "[-tls -cert CERT -key KEY [-ca CA]]\n"
           "       c_echo_server -gencerts DIR\n");
   return 2;
@@ -149,7 +155,7 @@ static void wait_for_stop(void) {
 int main(int argc, char **argv) {
   const char *addr = "127.0.0.1", *ca = NULL, *cert = NULL, *key = NULL;
   const char *gencerts = NULL;
-  int port = 0, use_tls = 0, batch = 0;
+  int port = 0, use_tls = 0, batch = 0, cpus = 0;
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -168,6 +174,8 @@ int main(int argc, char **argv) {
       addr = v;
     else if (strcmp(a, "-port") == 0)
       port = atoi(v);
+    else if (strcmp(a, "-cpus") == 0)
+      cpus = atoi(v);
     else if (strcmp(a, "-ca") == 0)
       ca = v;
     else if (strcmp(a, "-cert") == 0)
@@ -195,6 +203,18 @@ int main(int argc, char **argv) {
   if (batch && (tcp_server_set_on_messages == NULL || tcp_server_send_msgs == NULL)) {
     printf("SKIP the library has no batch callbacks (tcp_server_set_on_messages)\n");
     return 0;
+  }
+
+  if (cpus > 0) {
+    if (tcp_set_max_cpus == NULL) {
+      printf("SKIP the library has no tcp_set_max_cpus\n");
+      return 0;
+    }
+    int was = tcp_set_max_cpus(cpus);
+    if (was < 0) {
+      fprintf(stderr, "c_echo_server: tcp_set_max_cpus(%d): %s\n", cpus, tcp_strerror(was));
+      return 1;
+    }
   }
 
   struct sigaction sa;

@@ -68,7 +68,11 @@ class Goals:
     def build(self):
         # The C program with one callback per message (c-abi) and with batch
         # callbacks + one send per batch (c-abi-batch, tcp_*_set_on_messages).
-        c_entries = (("c-abi", "C on the ABI"), ("c-abi-batch", "C on the ABI, batches"))
+        # The "1 CPU" entries run the same program after tcp_set_max_cpus(1),
+        # like the one-thread epoll baseline; their TLS baseline is Go stdlib
+        # at GOMAXPROCS=1 (the same limit on both sides).
+        c_entries = (("c-abi", "C on the ABI"), ("c-abi-batch", "C on the ABI, batches"),
+                     ("c-abi-1cpu", "C on the ABI, 1 CPU"), ("c-abi-batch-1cpu", "C on the ABI, batches, 1 CPU"))
         for name, label in c_entries:
             for cfg in ("d16", "d1", "16k"):
                 c = CONFIG_NAMES[cfg]
@@ -77,16 +81,18 @@ class Goals:
                 self.ratio("%s CPU µs/msg vs C epoll, %s (TCP)" % (label, c), cfg, name, "c-epoll", "tcp",
                            "server_cpu_us_per_msg", 1.25, False, "µs")
         for name, label in c_entries:
+            go = "go-stdlib-1cpu" if name.endswith("-1cpu") else "go-stdlib"
             for cfg in ("d16", "d1", "16k"):
-                self.ratio("%s mutual TLS msgs/s vs Go stdlib TLS, %s" % (label, CONFIG_NAMES[cfg]), cfg, name,
-                           "go-stdlib", "tls", "msgs_per_s", 1.0, True, "msgs/s")
+                self.ratio("%s mutual TLS msgs/s vs %s TLS, %s" % (label, go, CONFIG_NAMES[cfg]), cfg, name,
+                           go, "tls", "msgs_per_s", 1.0, True, "msgs/s")
         for cfg in ("d16", "d1", "16k"):
             for t in ("tcp", "tls"):
                 self.ratio("C++ tcp:: msgs/s vs C on the ABI, %s (%s)" % (CONFIG_NAMES[cfg], t.upper()), cfg,
                            "cpp", "c-abi", t, "msgs_per_s", 0.95, True, "msgs/s")
                 self.ratio("C++ tcp:: CPU µs/msg vs C on the ABI, %s (%s)" % (CONFIG_NAMES[cfg], t.upper()), cfg,
                            "cpp", "c-abi", t, "server_cpu_us_per_msg", 1.05, False, "µs")
-        for name, label in (("py-tcpgo-debian", "Python tcpgo"), ("py-tcpgo-batch-debian", "Python tcpgo, on_messages")):
+        for name, label in (("py-tcpgo-debian", "Python tcpgo"), ("py-tcpgo-batch-debian", "Python tcpgo, on_messages"),
+                            ("py-tcpgo-1cpu-debian", "Python tcpgo, 1 CPU")):
             for t in ("tcp", "tls"):
                 # "more than uvloop": a ratio above 1.00
                 self.ratio("%s msgs/s vs uvloop, /usr/bin/python3, 64 B depth 16 (%s)" % (label, t.upper()), "d16",
@@ -95,8 +101,9 @@ class Goals:
                            "d16", name, "py-uvloop", t, "server_cpu_us_per_msg", 1.0, False, "µs")
         self.rtt_goals()
         self.scale_goals()
-        self.ratio("connect+echo+close rate, C on the ABI vs C epoll (TCP)", "connect", "c-abi", "c-epoll", "tcp",
-                   "msgs_per_s", 0.9, True, "conns/s")
+        for name, label in (("c-abi", "C on the ABI"), ("c-abi-1cpu", "C on the ABI, 1 CPU")):
+            self.ratio("connect+echo+close rate, %s vs C epoll (TCP)" % label, "connect", name, "c-epoll", "tcp",
+                       "msgs_per_s", 0.9, True, "conns/s")
         return self.lines
 
     def rtt_goals(self):
